@@ -1,0 +1,1 @@
+"""ALOE: attention over learned object embeddings, in JAX/Flax."""

@@ -1,0 +1,1 @@
+"""The CLEVRER question language: program parser, symbolic executor, metrics."""

@@ -1,0 +1,1 @@
+"""Input data: vocabularies, latent stores, dataset builders and batch pipelines."""

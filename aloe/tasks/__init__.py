@@ -1,0 +1,1 @@
+"""Tasks: what a model computes from a batch (losses, predictions, metrics)."""
