@@ -11,7 +11,7 @@ setuptools.setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=setuptools.find_packages(include=["aloe", "aloe.*"]),
+    packages=setuptools.find_packages(include=["aloe", "aloe.*", "configs"]),
     python_requires=">=3.11",
     install_requires=[
         "absl-py>=2.1",
@@ -25,6 +25,7 @@ setuptools.setup(
         "optax>=0.2.6",
         "orbax-checkpoint>=0.11.0",
         "tensorflow-cpu>=2.20",
+        "tensorboard>=2.20",
         "tensorflow-datasets>=4.9.9",
         "tqdm>=4.66",
     ],

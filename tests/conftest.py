@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+      os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
 ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -17,8 +17,8 @@ SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 
 @pytest.fixture(scope="session")
 def clevrer_samples_dir() -> pathlib.Path:
-  """The directory of real CLEVRER question samples shipped beside the checkout."""
-  path = SHARED / "data" / "clevrer_samples"
-  if not path.is_dir():
-    pytest.fail(f"{path} is missing: the tests need ../shared beside the checkout.")
-  return path
+    """The directory of real CLEVRER question samples shipped beside the checkout."""
+    path = SHARED / "data" / "clevrer_samples"
+    if not path.is_dir():
+      pytest.fail(f"{path} is missing: the tests need ../shared beside the checkout.")
+    return path

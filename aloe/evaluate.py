@@ -1,0 +1,90 @@
+"""The evaluation loop, as a library: `evaluate(config, workdir)`.
+
+Runs a whole split deterministically on every device of every process, gathers
+what the task needs from each batch, and lets the task compute its metrics and
+write its result files. Process 0 prints the metrics and writes them to
+`{workdir}/eval_{split}_{step}.json`.
+"""
+
+import json
+import os
+from typing import Any
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from aloe import checkpointing
+from aloe import parallel
+from aloe import tasks
+from aloe import train as train_lib
+
+PyTree = Any
+
+
+def restore_params(config: ml_collections.ConfigDict, workdir: str, task: Any,
+                   mesh: jax.sharding.Mesh, step: int | None = None) -> tuple[PyTree, int]:
+    """The parameters of checkpoint `step` (default: latest) of `workdir`."""
+    tx = train_lib.make_optimizer(config.optimizer, config.train.steps)
+    abstract = jax.eval_shape(lambda: train_lib.init_state(task, tx, config.seed))
+    sharding = jax.sharding.NamedSharding(mesh, parallel.REPLICATED)
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                          abstract)
+    ckpt = checkpointing.Checkpointer(workdir, every_steps=0)
+    try:
+        state = ckpt.restore(target, step)
+    finally:
+        ckpt.close()
+    return state.params, int(state.step)
+
+
+def run_split(task: Any, params: PyTree, split: str, mesh: jax.sharding.Mesh) -> dict:
+    """Evaluates `params` on every example of `split`; returns the gathered records."""
+    predict = parallel.data_parallel(task.predict, mesh,
+                                     in_specs=(parallel.REPLICATED, parallel.SHARDED),
+                                     out_specs=parallel.SHARDED)
+    records: list[dict[str, np.ndarray]] = []
+    for batch in task.eval_batches(split):
+        inputs = {k: v for k, v in batch.items() if k != "meta"}
+        outputs = parallel.to_host(predict(params, parallel.shard_batch(inputs, mesh)), mesh)
+        records.append(task.eval_record(batch, outputs))
+    if not records:
+        raise ValueError(f"Split {split!r} yielded no evaluation batches.")
+    local = {key: np.concatenate([r[key] for r in records]) for key in records[0]}
+    return parallel.gather_from_processes(local)
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = None,
+             params: PyTree | None = None, split: str | None = None) -> dict[str, Any]:
+    """Evaluates a checkpoint (or given parameters) on a split.
+
+    Args:
+      config: the experiment config.
+      workdir: where the checkpoints are and the results go.
+      step: which checkpoint; None = the latest. Ignored when `params` is given.
+      params: replicated parameters to evaluate instead of a checkpoint.
+      split: the split to evaluate; default `config.eval.split`.
+
+    Returns:
+      The task's metrics (plus `step` and `split`).
+    """
+    task = tasks.build(config, process_index=jax.process_index(),
+                       process_count=jax.process_count())
+    mesh = parallel.make_mesh()
+    split = split or config.eval.split
+    if params is None:
+        params, step = restore_params(config, workdir, task, mesh, step)
+    records = run_split(task, params, split, mesh)
+    tag = f"{split}_{step}"
+    results: dict[str, Any] = {}
+    if jax.process_index() == 0:
+        results = task.summarize(records, workdir, tag)
+        results.update(step=step, split=split)
+        with open(os.path.join(workdir, f"eval_{tag}.json"), "w") as f:
+            json.dump(results, f, indent=2, sort_keys=True)
+        lines = [f"{k:>32s}: {v:.4f}" if isinstance(v, float) else f"{k:>32s}: {v}"
+                 for k, v in sorted(results.items())]
+        logging.info("Evaluation of step %s on %s:\n%s", step, split, "\n".join(lines))
+        print(f"Evaluation of step {step} on {split}:\n" + "\n".join(lines), flush=True)
+    return results

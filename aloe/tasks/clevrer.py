@@ -1,0 +1,189 @@
+"""The CLEVRER task: ALOE on MONet latents, descriptive and multiple-choice questions.
+
+Each batch holds a descriptive sub-batch (softmax cross-entropy over the answer
+classes) and a multiple-choice sub-batch (one transformer pass per choice,
+sigmoid cross-entropy per choice; a choice is predicted correct when its logit
+is >= 0). The loss is the sum of the two sub-batch means.
+"""
+
+import json
+import os
+from typing import Any, Iterator
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from aloe import augment
+from aloe.clevrer import metrics as clevrer_metrics
+from aloe.data import clevrer_latents
+from aloe.data import vocab as vocab_lib
+from aloe.models import aloe as aloe_model
+
+PyTree = Any
+
+
+def load_vocab(config: ml_collections.ConfigDict) -> vocab_lib.Vocab:
+    """`data.vocab` if set, else `{root}/vocab.json`, else built from the train questions."""
+    path = config.vocab or os.path.join(config.root, "vocab.json")
+    if os.path.exists(path):
+        return vocab_lib.Vocab.load(path)
+    if config.vocab:
+        raise FileNotFoundError(f"data.vocab = {config.vocab!r} does not exist.")
+    return vocab_lib.Vocab.build([os.path.join(config.root, f"{config.train_split}.json")])
+
+
+class ClevrerTask:
+    """ALOE on CLEVRER latents; see `aloe.tasks` for the protocol."""
+
+    def __init__(self, config: ml_collections.ConfigDict, *, process_index: int = 0,
+                 process_count: int = 1):
+        self.config = config
+        self.process_index, self.process_count = process_index, process_count
+        self.vocab = load_vocab(config.data)
+        self.model = aloe_model.ALOE(vocab_size=self.vocab.vocab_size,
+                                     num_answers=self.vocab.num_answers, **config.model)
+        self._splits: dict[str, clevrer_latents.ClevrerLatentData] = {}
+
+    def data(self, split: str) -> clevrer_latents.ClevrerLatentData:
+        """The latent data of `split`, loaded on first use."""
+        if split not in self._splits:
+            d = self.config.data
+            self._splits[split] = clevrer_latents.ClevrerLatentData(
+                d.root, split, self.vocab, num_frames=d.num_frames,
+                max_question_len=d.max_question_len, max_choice_len=d.max_choice_len,
+                max_choices=d.max_choices, unknown_words=d.unknown_words, seed=self.config.seed,
+                process_index=self.process_index, process_count=self.process_count)
+        return self._splits[split]
+
+    # Parameters and training.
+
+    def init_params(self, rng: jax.Array) -> PyTree:
+        d = self.config.data
+        latents = jnp.zeros((1, d.num_frames, d.num_slots, self.config.model.latent_dim))
+        question = jnp.zeros((1, d.max_question_len), jnp.int32)
+        choices = jnp.zeros((1, d.max_choices, d.max_choice_len), jnp.int32)
+        return self.model.init({"params": rng}, latents, question, choices,
+                               deterministic=True)["params"]
+
+    def train_batch(self, step: int) -> dict[str, Any]:
+        t = self.config.train
+        return self.data(self.config.data.train_split).train_batch(
+            step, t.descriptive_batch, t.mc_batch)
+
+    def _apply(self, params, method, *args, rng=None):
+        if rng is None:
+            return self.model.apply({"params": params}, *args, deterministic=True, method=method)
+        return self.model.apply({"params": params}, *args, deterministic=False,
+                                rngs={"dropout": rng}, method=method)
+
+    def loss(self, params: PyTree, batch: dict[str, Any],
+             rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Training loss on one device's rows, with dropout and slot permutation."""
+        perm_desc, perm_mc, drop_desc, drop_mc = jax.random.split(rng, 4)
+        desc, mc = batch["descriptive"], batch["multiple_choice"]
+        desc_latents, mc_latents = desc["latents"], mc["latents"]
+        if self.config.train.permute_slots:
+            desc_latents = augment.permute_slots(perm_desc, desc_latents)
+            mc_latents = augment.permute_slots(perm_mc, mc_latents)
+        desc_logits = self._apply(params, aloe_model.ALOE.descriptive, desc_latents,
+                                  desc["question"], rng=drop_desc)
+        desc_loss = optax.softmax_cross_entropy_with_integer_labels(
+            desc_logits, desc["answer"]).mean()
+        mc_logits = self._apply(params, aloe_model.ALOE.multiple_choice, mc_latents,
+                                mc["question"], mc["choices"], rng=drop_mc)
+        mc_loss, option_acc, question_acc = multiple_choice_loss(
+            mc_logits, mc["choice_labels"], mc["choice_mask"])
+        metrics = {
+            "descriptive_loss": desc_loss,
+            "multiple_choice_loss": mc_loss,
+            "descriptive_accuracy": (desc_logits.argmax(-1) == desc["answer"]).mean(),
+            "multiple_choice_per_option": option_acc,
+            "multiple_choice_per_question": question_acc,
+        }
+        return desc_loss + mc_loss, metrics
+
+    # Evaluation.
+
+    def eval_batches(self, split: str) -> Iterator[dict[str, Any]]:
+        return self.data(split).eval_batches(self.config.eval.batch_size)
+
+    def predict(self, params: PyTree, batch: dict[str, Any]) -> dict[str, jax.Array]:
+        desc, mc = batch["descriptive"], batch["multiple_choice"]
+        desc_logits = self._apply(params, aloe_model.ALOE.descriptive, desc["latents"],
+                                  desc["question"])
+        mc_logits = self._apply(params, aloe_model.ALOE.multiple_choice, mc["latents"],
+                                mc["question"], mc["choices"])
+        return {"descriptive_probs": nn.softmax(desc_logits), "choice_logits": mc_logits}
+
+    def eval_record(self, batch: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict:
+        desc, mc, meta = batch["descriptive"], batch["multiple_choice"], batch["meta"]
+        dv, mv = np.asarray(desc["valid"], bool), np.asarray(mc["valid"], bool)
+        return {
+            "desc_scene": meta["descriptive"]["scene_index"][dv],
+            "desc_question_id": meta["descriptive"]["question_id"][dv],
+            "desc_answer": desc["answer"][dv],
+            "desc_probs": outputs["descriptive_probs"][dv],
+            "mc_scene": meta["multiple_choice"]["scene_index"][mv],
+            "mc_question_id": meta["multiple_choice"]["question_id"][mv],
+            "mc_type": meta["multiple_choice"]["question_type"][mv],
+            "mc_choice_ids": meta["multiple_choice"]["choice_ids"][mv],
+            "mc_labels": mc["choice_labels"][mv],
+            "mc_mask": mc["choice_mask"][mv],
+            "mc_logits": outputs["choice_logits"][mv],
+        }
+
+    def summarize(self, records: dict[str, np.ndarray], out_dir: str, tag: str) -> dict:
+        """Metrics of an evaluated split, and its predictions in the submission format.
+
+        Writes `{out_dir}/predictions_{tag}.json` (CLEVRER submission format). The
+        metrics are computed only for questions that have answers; a split
+        without answers (the test split) yields only counts.
+        """
+        desc_pred = records["desc_probs"].argmax(-1)
+        mc_pred_correct = records["mc_logits"] >= 0
+        answers = [self.vocab.class_to_answer(int(c)) for c in desc_pred]
+        predictions = clevrer_metrics.submission(
+            records["desc_scene"], records["desc_question_id"], answers, records["mc_scene"],
+            records["mc_question_id"], records["mc_choice_ids"], mc_pred_correct,
+            records["mc_mask"])
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, f"predictions_{tag}.json"), "w") as f:
+            json.dump(predictions, f)
+        desc_known = records["desc_answer"] >= 0
+        mc_known = (records["mc_labels"] >= 0).all(axis=1)
+        results = clevrer_metrics.clevrer_metrics(
+            desc_pred[desc_known], records["desc_answer"][desc_known],
+            mc_pred_correct[mc_known], records["mc_labels"][mc_known],
+            records["mc_mask"][mc_known], records["mc_type"][mc_known])
+        results["num_unanswered"] = int((~desc_known).sum() + (~mc_known).sum())
+        return results
+
+
+def multiple_choice_loss(logits: jax.Array, labels: jax.Array,
+                         mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Sigmoid cross-entropy per choice, averaged per question then over questions.
+
+    Averaging within each question first keeps every question's weight equal
+    whatever its number of choices, and makes the data-parallel mean over
+    devices equal to the mean over the global batch.
+
+    Args:
+      logits: `[batch, choices]`.
+      labels: `[batch, choices]` 1 correct / 0 wrong.
+      mask: bool `[batch, choices]`, which choices exist (each row has one at least).
+
+    Returns:
+      (loss, per-option accuracy, per-question accuracy), scalars.
+    """
+    mask = mask.astype(jnp.float32)
+    per_choice = optax.sigmoid_binary_cross_entropy(logits, labels.astype(jnp.float32))
+    count = jnp.maximum(mask.sum(-1), 1.0)
+    loss = ((per_choice * mask).sum(-1) / count).mean()
+    right = ((logits >= 0) == (labels > 0.5)).astype(jnp.float32)
+    option_acc = ((right * mask).sum(-1) / count).mean()
+    question_acc = (jnp.where(mask > 0, right, 1.0).min(-1)).mean()
+    return loss, option_acc, question_acc

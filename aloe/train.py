@@ -1,0 +1,233 @@
+"""The training loop, as a library: `train(config, workdir)`.
+
+The loop knows nothing about datasets or models: a task (`aloe.tasks.build`)
+supplies process-local NumPy batches for each step, the per-device loss and the
+initial parameters. The loop owns the optimizer (optax LAMB with linear warmup),
+the data-parallel step, stateless random numbers, checkpoints, preemption and
+logging.
+
+Random numbers: the step's key is `fold_in(fold_in(key(seed), step), device)`, so
+a run resumed from a checkpoint replays exactly the steps it would have taken.
+"""
+
+import collections
+import queue
+import threading
+import time
+from typing import Any, Iterator
+
+from absl import logging
+from clu import metric_writers
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from aloe import checkpointing
+from aloe import parallel
+from aloe import tasks
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a checkpoint holds: `step` counts finished steps."""
+    step: jax.Array
+    params: PyTree
+    opt_state: PyTree
+
+
+def make_schedule(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+    """Linear warmup from 0 to `learning_rate`, then constant or cosine decay."""
+    warmup = config.warmup_steps
+    if config.schedule == "constant":
+        after = optax.constant_schedule(config.learning_rate)
+    elif config.schedule == "cosine":
+        after = optax.cosine_decay_schedule(config.learning_rate, max(1, total_steps - warmup))
+    else:
+        raise ValueError(f"optimizer.schedule must be 'constant' or 'cosine', got {config.schedule!r}.")
+    if warmup <= 0:
+        return after
+    ramp = optax.linear_schedule(0.0, config.learning_rate, warmup)
+    return optax.join_schedules([ramp, after], [warmup])
+
+
+def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+    """The optimizer named by `config.name` ('lamb', 'adam' or 'rmsprop')."""
+    schedule = make_schedule(config, total_steps)
+    if config.name == "lamb":
+        tx = optax.lamb(schedule, weight_decay=config.weight_decay)
+    elif config.name == "adam":
+        tx = optax.adamw(schedule, weight_decay=config.weight_decay)
+    elif config.name == "rmsprop":
+        tx = optax.rmsprop(schedule)
+    else:
+        raise ValueError(f"optimizer.name must be 'lamb', 'adam' or 'rmsprop', got {config.name!r}.")
+    if config.grad_clip_norm > 0:
+        tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
+    return tx
+
+
+def init_state(task: Any, tx: optax.GradientTransformation, seed: int) -> TrainState:
+    """Fresh parameters and optimizer state (identical on every process)."""
+    params = task.init_params(jax.random.key(seed))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+
+
+def make_train_step(task: Any, tx: optax.GradientTransformation, seed: int):
+    """The per-device train step `(state, batch) -> (state, metrics)`.
+
+    It must run under `parallel.data_parallel` (or `jax.pmap` with
+    `axis_name=parallel.AXIS`): gradients and metrics are averaged over the
+    devices with `lax.pmean`.
+    """
+
+    def step_fn(state: TrainState, batch: PyTree) -> tuple[TrainState, dict[str, jax.Array]]:
+        device = jax.lax.axis_index(parallel.AXIS)
+        rng = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), state.step), device)
+        grad_fn = jax.value_and_grad(task.loss, has_aux=True)
+        (loss, metrics), grads = grad_fn(state.params, batch, rng)
+        grads = jax.lax.pmean(grads, parallel.AXIS)
+        metrics = jax.lax.pmean({**metrics, "loss": loss}, parallel.AXIS)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return step_fn
+
+
+def _prefetch(make_batch, steps: range, depth: int = 2) -> Iterator[PyTree]:
+    """Builds the batches of `steps` on a background thread, `depth` ahead."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for step in steps:
+                item = make_batch(step)
+                while not stop.is_set():
+                    try:
+                        slots.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # Re-raised in the consumer, with its traceback.
+            slots.put(e)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        for _ in steps:
+            item = slots.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _check_finite(history: list[tuple[int, dict[str, Any]]], last_saved: int | None) -> None:
+    """Raises when a recorded loss is NaN or infinite, naming the step."""
+    for step, metrics in history:
+        loss = float(metrics["loss"])
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"Non-finite loss {loss} at step {step}. Training stopped; no checkpoint was "
+                f"written after it (latest good checkpoint: step {last_saved}). Lower the "
+                f"learning rate or check the input data.")
+
+
+def train(config: ml_collections.ConfigDict, workdir: str,
+          preemption: checkpointing.PreemptionFlag | None = None) -> TrainState:
+    """Trains `config`'s task in `workdir`, resuming from its latest checkpoint.
+
+    Args:
+      config: a full experiment config (see `configs/`).
+      workdir: checkpoints, TensorBoard events and evaluation results go here.
+      preemption: a stop flag to poll; default: one that catches SIGTERM.
+
+    Returns:
+      The final training state (replicated global arrays).
+    """
+    task = tasks.build(config, process_index=jax.process_index(),
+                       process_count=jax.process_count())
+    mesh = parallel.make_mesh()
+    total = config.train.steps
+    tx = make_optimizer(config.optimizer, total)
+    state = parallel.replicate(init_state(task, tx, config.seed), mesh)
+    ckpt = checkpointing.Checkpointer(workdir, every_steps=config.train.checkpoint_every,
+                                      keep=config.train.keep_checkpoints)
+    last_saved = ckpt.latest_step()
+    if last_saved is not None:
+        state = ckpt.restore(state)
+    start = int(state.step)
+    logging.info("Task %s: %s parameters; training steps %d..%d on %d devices (%d processes).",
+                 config.task, f"{_count(state.params):,}", start, total, jax.device_count(),
+                 jax.process_count())
+
+    step_fn = parallel.data_parallel(
+        make_train_step(task, tx, config.seed), mesh,
+        in_specs=(parallel.REPLICATED, parallel.SHARDED),
+        out_specs=(parallel.REPLICATED, parallel.REPLICATED), donate_argnums=(0,))
+    writer = metric_writers.create_default_writer(
+        workdir, just_logging=jax.process_index() > 0, asynchronous=False)
+    own_flag = preemption is None
+    preemption = preemption or checkpointing.PreemptionFlag()
+    history: list[tuple[int, dict[str, Any]]] = []
+    log_every = max(1, config.train.log_every)
+    tick, tick_step = time.time(), start
+    try:
+        for step, batch in zip(range(start, total),
+                               _prefetch(task.train_batch, range(start, total))):
+            state, metrics = step_fn(state, parallel.shard_batch(batch, mesh))
+            done = step + 1
+            history.append((done, metrics))
+            stop = preemption.is_set() or ckpt.reached_preemption(done)
+            if done % log_every == 0 or done == total or stop:
+                if jax.process_count() > 1:
+                    stop = parallel.any_process(stop)
+                history = [(s, jax.device_get(m)) for s, m in history]
+                _check_finite(history, last_saved)
+                now = time.time()
+                rate = (done - tick_step) / max(now - tick, 1e-9)
+                _log(writer, history, done, total, rate)
+                tick, tick_step, history = now, done, []
+            if ckpt.due(done) or done == total or stop:
+                history = [(s, jax.device_get(m)) for s, m in history]
+                _check_finite(history, last_saved)
+                ckpt.save(done, state)
+                last_saved = done
+            if stop:
+                logging.warning("Stopped at step %d on request; resume by running again.", done)
+                break
+    finally:
+        writer.flush()
+        ckpt.close()
+        if own_flag:
+            preemption.restore()
+    return state
+
+
+def _log(writer, history, step: int, total: int, steps_per_sec: float) -> None:
+    """Writes the mean of the metrics since the last log, and a console line."""
+    sums = collections.defaultdict(float)
+    for _, metrics in history:
+        for name, value in metrics.items():
+            sums[name] += float(value)
+    means = {name: value / len(history) for name, value in sums.items()}
+    writer.write_scalars(step, {**{f"train/{k}": v for k, v in means.items()},
+                                "train/steps_per_sec": steps_per_sec})
+    eta = (total - step) / max(steps_per_sec, 1e-9)
+    shown = "  ".join(f"{k}={v:.4g}" for k, v in sorted(means.items()))
+    logging.info("step %d/%d  %s  %.2f steps/s  ETA %s", step, total, shown, steps_per_sec,
+                 time.strftime("%H:%M:%S", time.gmtime(eta)))
+
+
+def _count(params: PyTree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
