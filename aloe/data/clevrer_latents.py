@@ -1,0 +1,254 @@
+"""The CLEVRER latent batch pipeline: questions + cached MONet latents -> NumPy batches.
+
+One split of a latent store in the release layout (`aloe.data.latents`):
+`{root}/{split}.json` holds the questions, `{root}/{split}/{scene}.npz` the
+latents `[frames=128, slots, d]` of every scene that has questions. All those
+latents are read into memory once (the release's train split is ~640 MB).
+
+Training batches (`train_batch`) are a pure function of (seed, step,
+process_index): a NumPy generator seeded with (seed, step) draws the GLOBAL
+batch, and each process keeps its contiguous slice of rows, so a resumed run
+replays exactly and processes never overlap. Questions are drawn uniformly
+with replacement, independently at every step (no epochs); only questions with
+answers take part (every choice labelled, for multiple choice). Each example
+gets its own `num_frames` frames drawn uniformly without replacement from the
+video and sorted.
+
+Evaluation batches (`eval_batches`) visit every question of the split exactly
+once in file order, with evenly spaced frames `arange(n) * (frames // n)`
+(stride 5 from frame 0 for 25 of 128, as the release). Each process takes a
+contiguous share of the questions (sizes differ by at most one) and every
+process yields the same number of batches, the last ones padded with rows
+whose `valid` is False, so that collective evaluation steps stay in lockstep.
+
+Batch layout (B = this process's rows, T = num_frames, K slots, d latent size,
+Lq / Lc question / choice lengths, C = max_choices):
+
+    descriptive:      latents f32[B,T,K,d], question i32[B,Lq], answer i32[B]
+    multiple_choice:  latents f32[B,T,K,d], question i32[B,Lq], choices i32[B,C,Lc],
+                      choice_labels f32[B,C], choice_mask bool[B,C]
+
+`answer` is a class, -1 when unknown; `choice_labels` are 1 correct, 0 wrong or
+empty slot, -1 unknown. Evaluation batches add `valid` bool[B] to both
+sub-batches, and host-only metadata under `meta` (see `eval_batches`).
+"""
+
+import math
+import os
+from typing import Any, Iterator
+
+import numpy as np
+
+from aloe.data import latents as latents_lib
+from aloe.data import questions as questions_lib
+from aloe.data import vocab as vocab_lib
+
+
+def process_rows(num_rows: int, process_index: int, process_count: int) -> np.ndarray:
+    """int64 `[M]`: a process's contiguous share of `num_rows` rows.
+
+    Shares differ in size by at most one and together cover every row once.
+    """
+    start = num_rows * process_index // process_count
+    stop = num_rows * (process_index + 1) // process_count
+    return np.arange(start, stop, dtype=np.int64)
+
+
+def sample_frames(rng: np.random.Generator, batch: int, total_frames: int,
+                  num_frames: int) -> np.ndarray:
+    """int64 `[batch, num_frames]`: per row, distinct frames drawn uniformly, sorted."""
+    order = np.argsort(rng.random((batch, total_frames)), axis=1)
+    return np.sort(order[:, :num_frames], axis=1)
+
+
+def evenly_spaced_frames(total_frames: int, num_frames: int) -> np.ndarray:
+    """int64 `[num_frames]`: `arange(num_frames) * (total_frames // num_frames)`."""
+    return np.arange(num_frames, dtype=np.int64) * (total_frames // num_frames)
+
+
+class ClevrerLatentData:
+    """Batches of one split of a CLEVRER latent store (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike, split: str, vocab: vocab_lib.Vocab, *,
+                 num_frames: int = 25, max_question_len: int = 20, max_choice_len: int = 12,
+                 max_choices: int = 4, unknown_words: str = "error", seed: int = 0,
+                 process_index: int = 0, process_count: int = 1):
+        """Parses `{root}/{split}.json` and loads the latents of its scenes.
+
+        Args:
+          root: the latent store's root folder.
+          split: e.g. "train", "valid" or "test".
+          vocab: word ids and answer classes.
+          num_frames: frames per example T.
+          max_question_len, max_choice_len, max_choices: Lq, Lc and C.
+          unknown_words: 'error' or 'unk' (needs a vocabulary with `<unk>`).
+          seed: seeds the training batches.
+          process_index, process_count: this process and how many there are.
+
+        Raises:
+          ValueError / FileNotFoundError: a malformed question file, a missing or
+            malformed latent file of a scene with questions (named), or
+            inconsistent arguments.
+        """
+        if not 0 <= process_index < process_count:
+            raise ValueError(f"process_index {process_index} is outside 0..{process_count - 1}.")
+        if unknown_words == "unk" and vocab.unk_id is None:
+            raise ValueError("unknown_words='unk' needs a vocabulary that reserves '<unk>' "
+                             "(load or build it with unknown='unk').")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}.")
+        self.root, self.split, self.vocab = os.fspath(root), split, vocab
+        self.num_frames, self.max_choices = num_frames, max_choices
+        self.seed, self.process_index, self.process_count = seed, process_index, process_count
+        self.question_file = os.path.join(self.root, f"{split}.json")
+        self.questions = questions_lib.load_questions(
+            self.question_file, vocab, max_question_len=max_question_len,
+            max_choice_len=max_choice_len, max_choices=max_choices, unknown=unknown_words)
+        self.scene_indices = self.questions.scene_indices()
+        if not len(self.scene_indices):
+            raise ValueError(f"{self.question_file}: the file holds no questions.")
+        store = latents_lib.LatentStore(self.root, split)
+        # [scenes, frames, slots, d], rows in the order of self.scene_indices.
+        self.latents = store.load_all(self.scene_indices)
+        if self.latents.ndim != 4:
+            raise ValueError(f"{store.path(self.scene_indices[0])}: latents must be "
+                             f"[frames, slots, d], got shape {self.latents.shape[1:]}.")
+        if self.latents.shape[1] < num_frames:
+            raise ValueError(f"{store.path(self.scene_indices[0])}: {self.latents.shape[1]} "
+                             f"frames, fewer than num_frames = {num_frames}.")
+        desc, mc = self.questions.descriptive, self.questions.multiple_choice
+        self._desc_latent_row = np.searchsorted(self.scene_indices, desc.scene_index)
+        self._mc_latent_row = np.searchsorted(self.scene_indices, mc.scene_index)
+        self._desc_answered = np.flatnonzero(desc.answer >= 0)
+        self._mc_answered = np.flatnonzero(mc.answered())
+
+    @property
+    def total_frames(self) -> int:
+        """Frames per video in the store (128 for CLEVRER)."""
+        return self.latents.shape[1]
+
+    def _local(self, global_size: int, name: str) -> slice:
+        if global_size < 0 or global_size % self.process_count:
+            raise ValueError(f"{name} = {global_size} must be a non-negative multiple of "
+                             f"process_count = {self.process_count}.")
+        local = global_size // self.process_count
+        return slice(self.process_index * local, (self.process_index + 1) * local)
+
+    def _gather_latents(self, latent_rows: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        """f32 `[B, T, K, d]` from latent rows `[B]` and frames `[B, T]` or `[T]`."""
+        frames = np.broadcast_to(frames, (len(latent_rows), self.num_frames))
+        return self.latents[latent_rows[:, None], frames]
+
+    def _multiple_choice(self, rows: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
+        mc = self.questions.multiple_choice
+        mask = mc.choice_mask[rows]
+        return {
+            "latents": self._gather_latents(self._mc_latent_row[rows], frames),
+            "question": mc.question[rows],
+            "choices": mc.choices[rows],
+            "choice_labels": np.where(mask, mc.choice_labels[rows], 0).astype(np.float32),
+            "choice_mask": mask,
+        }
+
+    def _descriptive(self, rows: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
+        desc = self.questions.descriptive
+        return {
+            "latents": self._gather_latents(self._desc_latent_row[rows], frames),
+            "question": desc.question[rows],
+            "answer": desc.answer[rows],
+        }
+
+    def train_batch(self, step: int, descriptive_size: int, mc_size: int) -> dict[str, Any]:
+        """This process's rows of the global training batch of `step`.
+
+        Args:
+          step: the training step (>= 0); with the seed it fixes the batch.
+          descriptive_size: global descriptive rows, a multiple of process_count.
+          mc_size: global multiple-choice rows, a multiple of process_count.
+
+        Returns:
+          `{'descriptive': {...}, 'multiple_choice': {...}}` as in the module
+          docstring, with `descriptive_size / process_count` and
+          `mc_size / process_count` rows; labels are 1/0 only.
+
+        Raises:
+          ValueError: sizes not divisible by process_count, or a requested kind
+            for which the split has no answered questions.
+        """
+        desc_local = self._local(descriptive_size, "descriptive_size")
+        mc_local = self._local(mc_size, "mc_size")
+        for size, answered, kind in ((descriptive_size, self._desc_answered, "descriptive"),
+                                     (mc_size, self._mc_answered, "multiple-choice")):
+            if size and not len(answered):
+                raise ValueError(f"{self.question_file}: no {kind} questions with answers to "
+                                 f"train on.")
+        rng = np.random.default_rng([self.seed, step])
+        desc_rows = self._desc_answered[rng.integers(0, max(1, len(self._desc_answered)),
+                                                     descriptive_size)]
+        desc_frames = sample_frames(rng, descriptive_size, self.total_frames, self.num_frames)
+        mc_rows = self._mc_answered[rng.integers(0, max(1, len(self._mc_answered)), mc_size)]
+        mc_frames = sample_frames(rng, mc_size, self.total_frames, self.num_frames)
+        return {
+            "descriptive": self._descriptive(desc_rows[desc_local], desc_frames[desc_local]),
+            "multiple_choice": self._multiple_choice(mc_rows[mc_local], mc_frames[mc_local]),
+        }
+
+    def num_eval_batches(self, batch_size: int) -> int:
+        """How many batches `eval_batches(batch_size)` yields on every process."""
+        self._local(batch_size, "batch_size")
+        local = batch_size // self.process_count
+        if local == 0:
+            raise ValueError("batch_size must be positive.")
+        largest_share = max(math.ceil(len(self.questions.descriptive) / self.process_count),
+                            math.ceil(len(self.questions.multiple_choice) / self.process_count))
+        return math.ceil(largest_share / local)
+
+    def eval_batches(self, batch_size: int) -> Iterator[dict[str, Any]]:
+        """Every question of the split once, in batches padded to a fixed size.
+
+        Args:
+          batch_size: the global rows per sub-batch, a multiple of process_count;
+            each process yields `batch_size / process_count` rows per sub-batch.
+
+        Yields:
+          The training layout plus `valid` bool `[B]` in both sub-batches (False
+          for padding rows, which are zeros with answer / labels -1), and
+          `meta`: `{'descriptive': {'scene_index', 'question_id'},
+          'multiple_choice': {'scene_index', 'question_id', 'question_type'
+          (0 explanatory, 1 predictive, 2 counterfactual), 'choice_ids' [B, C]}}`,
+          int64 / int32 arrays, -1 in padding rows.
+        """
+        num_batches = self.num_eval_batches(batch_size)
+        local = batch_size // self.process_count
+        frames = evenly_spaced_frames(self.total_frames, self.num_frames)
+        desc, mc = self.questions.descriptive, self.questions.multiple_choice
+        desc_share = process_rows(len(desc), self.process_index, self.process_count)
+        mc_share = process_rows(len(mc), self.process_index, self.process_count)
+        for batch in range(num_batches):
+            desc_rows = desc_share[batch * local:(batch + 1) * local]
+            mc_rows = mc_share[batch * local:(batch + 1) * local]
+            desc_batch = _pad(self._descriptive(desc_rows, frames), local, {"answer": -1})
+            mc_batch = _pad(self._multiple_choice(mc_rows, frames), local, {"choice_labels": -1})
+            desc_batch["valid"] = np.arange(local) < len(desc_rows)
+            mc_batch["valid"] = np.arange(local) < len(mc_rows)
+            meta = {
+                "descriptive": _pad({"scene_index": desc.scene_index[desc_rows],
+                                     "question_id": desc.question_id[desc_rows]}, local, -1),
+                "multiple_choice": _pad({
+                    "scene_index": mc.scene_index[mc_rows],
+                    "question_id": mc.question_id[mc_rows],
+                    "question_type": mc.question_type[mc_rows].astype(np.int32),
+                    "choice_ids": mc.choice_ids[mc_rows]}, local, -1),
+            }
+            yield {"descriptive": desc_batch, "multiple_choice": mc_batch, "meta": meta}
+
+
+def _pad(arrays: dict[str, np.ndarray], size: int,
+         fill: dict[str, int] | int) -> dict[str, np.ndarray]:
+    """Pads every array's leading axis to `size` rows (zeros, or `fill` per key)."""
+    padded = {}
+    for key, array in arrays.items():
+        value = fill if isinstance(fill, int) else fill.get(key, 0)
+        extra = np.full((size - len(array),) + array.shape[1:], value, array.dtype)
+        padded[key] = np.concatenate([array, extra])
+    return padded

@@ -1,0 +1,165 @@
+"""The latent store: one array of per-frame object latents per scene, on disk.
+
+Layout (the ALOE release's, DESIGN.md §4):
+
+    {root}/vocab.json  {root}/train.json  {root}/valid.json   (question files)
+    {root}/{split}/{scene_index}.npz                          (one array per scene)
+
+Despite the suffix, each `.npz` file holds a plain `np.save` array (`.npy`
+content), e.g. float32 `[frames=128, slots=8, d=16]` for CLEVRER or
+`[301, 8, 36]` for CATER. Files are opened as file handles and read with
+`np.load(f, allow_pickle=False)`, so the suffix does not matter; a real `.npz`
+archive holding exactly one array is accepted as well. Split names are free
+strings. Writes are atomic: a temporary file in the same folder is renamed
+over the target, so readers never see half a file.
+"""
+
+import os
+import tempfile
+import zipfile
+from typing import Iterable, Sequence
+
+import numpy as np
+
+SUFFIX = ".npz"
+
+
+class LatentStore:
+    """Per-scene latent arrays of one split.
+
+    Attributes:
+      root: the store's root folder.
+      split: the split name (a sub-folder of `root`).
+      expected_shape: the shape every array must have, or None (any shape, but
+        `load_all` still needs them equal).
+      dtype: the dtype every array must have.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str,
+                 expected_shape: Sequence[int] | None = None, dtype: np.dtype = np.float32):
+        """Opens (without reading) the split folder `{root}/{split}`.
+
+        Args:
+          root: the store's root folder.
+          split: the split name, e.g. "train", "valid" or "test".
+          expected_shape: e.g. `(128, 8, 16)`; None accepts any shape.
+          dtype: the required dtype (default float32).
+        """
+        if not split or os.sep in split or split in (".", ".."):
+            raise ValueError(f"split must be a plain folder name, got {split!r}.")
+        self.root = os.fspath(root)
+        self.split = split
+        self.expected_shape = (None if expected_shape is None
+                               else tuple(int(n) for n in expected_shape))
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def directory(self) -> str:
+        """The split's folder, `{root}/{split}`."""
+        return os.path.join(self.root, self.split)
+
+    def path(self, scene_index: int) -> str:
+        """The file of one scene, `{root}/{split}/{scene_index}.npz`."""
+        return os.path.join(self.directory, f"{int(scene_index)}{SUFFIX}")
+
+    def has(self, scene_index: int) -> bool:
+        """Whether the scene's file exists."""
+        return os.path.isfile(self.path(scene_index))
+
+    def scenes(self) -> list[int]:
+        """The sorted scene indices that have a file (temporary files are skipped)."""
+        if not os.path.isdir(self.directory):
+            return []
+        found = []
+        for name in os.listdir(self.directory):
+            stem, suffix = os.path.splitext(name)
+            if suffix == SUFFIX and stem.isascii() and stem.isdigit():
+                found.append(int(stem))
+        return sorted(found)
+
+    def _check(self, array: np.ndarray, path: str) -> None:
+        if self.expected_shape is not None and array.shape != self.expected_shape:
+            raise ValueError(f"{path}: latent array has shape {array.shape}, expected "
+                             f"{self.expected_shape}.")
+        if array.dtype != self.dtype:
+            raise ValueError(f"{path}: latent array has dtype {array.dtype}, expected "
+                             f"{self.dtype}.")
+        if not np.isfinite(array).all():
+            bad = int(np.size(array) - np.isfinite(array).sum())
+            raise ValueError(f"{path}: latent array has {bad} non-finite value(s).")
+
+    def read(self, scene_index: int) -> np.ndarray:
+        """Reads one scene's array, e.g. float32 `[frames, slots, d]`.
+
+        Raises:
+          FileNotFoundError: the scene has no file (the message names it).
+          ValueError: naming the file when it is unreadable, or its array has the
+            wrong shape, the wrong dtype or non-finite values.
+        """
+        path = self.path(scene_index)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: latent file of scene {scene_index} (split "
+                                    f"{self.split!r}) does not exist.")
+        try:
+            with open(path, "rb") as f:
+                loaded = np.load(f, allow_pickle=False)
+                if isinstance(loaded, np.lib.npyio.NpzFile):
+                    with loaded:
+                        if len(loaded.files) != 1:
+                            raise ValueError(f"{path}: npz archive holds {len(loaded.files)} "
+                                             f"arrays ({loaded.files}); expected exactly one.")
+                        loaded = loaded[loaded.files[0]]
+        except (OSError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path}: cannot read the latent array ({err}).") from None
+        except ValueError as err:
+            message = str(err)
+            raise ValueError(message if message.startswith(path)
+                             else f"{path}: cannot read the latent array ({message}).") from None
+        self._check(loaded, path)
+        return loaded
+
+    def write(self, scene_index: int, array: np.ndarray) -> None:
+        """Writes one scene's array atomically (temporary file, then rename).
+
+        Raises:
+          ValueError: the array has the wrong shape or dtype, or non-finite values.
+        """
+        path = self.path(scene_index)
+        array = np.asarray(array)
+        self._check(array, path)
+        os.makedirs(self.directory, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{int(scene_index)}.", suffix=".tmp",
+                                             dir=self.directory)
+        try:
+            with os.fdopen(handle, "wb") as f:
+                np.save(f, array, allow_pickle=False)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
+
+    def load_all(self, scene_indices: Iterable[int] | None = None) -> np.ndarray:
+        """Reads many scenes into one array, e.g. float32 `[num_scenes, frames, slots, d]`.
+
+        Args:
+          scene_indices: which scenes, in the order of the result's rows;
+            default `self.scenes()`.
+
+        Raises:
+          FileNotFoundError / ValueError: as `read`, or a file whose shape differs
+            from the first one's (the message names it).
+        """
+        scene_indices = self.scenes() if scene_indices is None else [int(s) for s in scene_indices]
+        if not scene_indices:
+            raise ValueError(f"{self.directory}: no scenes to load.")
+        first = self.read(scene_indices[0])
+        result = np.empty((len(scene_indices),) + first.shape, self.dtype)
+        result[0] = first
+        for row, scene_index in enumerate(scene_indices[1:], start=1):
+            array = self.read(scene_index)
+            if array.shape != first.shape:
+                raise ValueError(f"{self.path(scene_index)}: latent array has shape {array.shape}, "
+                                 f"but {self.path(scene_indices[0])} has {first.shape}.")
+            result[row] = array
+        return result
