@@ -79,7 +79,7 @@ def select_balanced(candidates: dict[int, list[dict]], rng: np.random.Generator,
                 index, q = item
                 deficit = 0
                 if q["question_type"] == "descriptive":
-                    seen = counts[_group(q)]
+                    seen = counts.get(_group(q), collections.Counter())  # Look, never insert.
                     deficit = seen[q["answer"]] - min(seen[a] for a in pool_answers[_group(q)])
                 return types[q["question_type"]], families[_group(q)], deficit, index
 
@@ -93,6 +93,8 @@ def select_balanced(candidates: dict[int, list[dict]], rng: np.random.Generator,
     for video in videos:
         take(video, lambda q: True)
     for family, seen in counts.items():
+        if not seen:
+            continue
         cap = _largest_cap(seen, MAX_ANSWER_SHARE[answer_kind(next(iter(seen)))])
         for answer_text, count in list(seen.items()):
             if count > cap:
@@ -105,7 +107,7 @@ def select_balanced(candidates: dict[int, list[dict]], rng: np.random.Generator,
                 seen[answer_text] = cap
     for video in videos:
         take(video, lambda q: q["question_type"] != "descriptive" or (
-            counts[_group(q)] and counts[_group(q)][q["answer"]] < max(counts[_group(q)].values())))
+            counts.get(_group(q)) and counts[_group(q)][q["answer"]] < max(counts[_group(q)].values())))
     selected = {}
     for video in candidates:
         selected[video] = []
