@@ -49,7 +49,12 @@ def data_parallel(fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
     Returns:
       A jitted function of global arrays.
     """
-    mapped = jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
+    # check_vma=False is the pmap programming model: values are per device and
+    # only explicit collectives combine them. With varying-axis checking on, JAX
+    # would also insert a psum into the gradient of every replicated parameter,
+    # so an explicit `pmean(grads)` would yield the sum over devices, not the mean.
+    mapped = jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
+                           check_vma=False)
     return jax.jit(mapped, donate_argnums=donate_argnums)
 
 

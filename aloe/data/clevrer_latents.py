@@ -175,6 +175,9 @@ class ClevrerLatentData:
           ValueError: sizes not divisible by process_count, or a requested kind
             for which the split has no answered questions.
         """
+        step = int(step)
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}.")
         desc_local = self._local(descriptive_size, "descriptive_size")
         mc_local = self._local(mc_size, "mc_size")
         for size, answered, kind in ((descriptive_size, self._desc_answered, "descriptive"),

@@ -1,0 +1,188 @@
+"""Tests of the ALOE model: token layout, padding mask, heads, parameter count."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aloe.models import ALOE
+
+D, HEADS, FRAMES, SLOTS, LQ, LC, CHOICES, BATCH = 4, 2, 2, 3, 5, 3, 3, 2
+VOCAB, ANSWERS = 9, 5
+
+
+def tiny_model(**overrides) -> ALOE:
+    config = dict(vocab_size=VOCAB, num_answers=ANSWERS, latent_dim=D, num_heads=HEADS,
+                  num_layers=2, mlp_dim=16, head_hidden_dim=8, descriptive_choice_len=LC)
+    return ALOE(**{**config, **overrides})
+
+
+def tiny_inputs(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    latents = jnp.asarray(rng.normal(size=(BATCH, FRAMES, SLOTS, D)), jnp.float32)
+    question = np.asarray(rng.integers(1, VOCAB, size=(BATCH, LQ)), np.int32)
+    question[:, 3:] = 0  # Two padding words at the end.
+    choices = np.asarray(rng.integers(1, VOCAB, size=(BATCH, CHOICES, LC)), np.int32)
+    choices[:, :, 2:] = 0
+    return latents, jnp.asarray(question), jnp.asarray(choices)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model = tiny_model()
+    latents, question, choices = tiny_inputs()
+    params = jax.jit(lambda key: model.init({"params": key}, latents, question, choices,
+                                            deterministic=True))(jax.random.key(0))["params"]
+    # Non-zero CLS so that the token layout test sees it.
+    params["cls_token"] = jnp.arange(D + 2, dtype=jnp.float32) / 10
+    return model, params
+
+
+def run(model, params, method, *args, rng=None):
+    apply = jax.jit(model.apply, static_argnames=("method", "deterministic"))
+    kwargs = {"deterministic": rng is None}
+    if rng is not None:
+        kwargs["rngs"] = {"dropout": rng}
+    return np.asarray(apply({"params": params}, *args, method=method, **kwargs))
+
+
+def test_paper_configuration_parameter_count():
+    model = ALOE(vocab_size=82, num_answers=21)
+    shapes = jax.eval_shape(lambda: model.init(
+        {"params": jax.random.key(0)}, jnp.zeros((1, 25, 8, 16)), jnp.zeros((1, 20), jnp.int32),
+        jnp.zeros((1, 4, 12), jnp.int32), deterministic=True))["params"]
+    count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+    width, token, mlp, hidden = 10 * 18, 18, 1024, 128
+    embedding = 82 * (16 - 2)
+    cls = token
+    projection = token * width + width
+    layer = (2 * 2 * width                 # two LayerNorms (scale, bias)
+             + 5 * width * width           # q, k, v, relative key, output: no bias
+             + 2 * 10 * 18                 # u and v
+             + width * mlp + mlp           # feed-forward in
+             + mlp * width + width)        # feed-forward out
+    heads = (width * hidden + hidden + hidden * 21 + 21) + (width * hidden + hidden + hidden + 1)
+    expected = embedding + cls + projection + 28 * layer + heads
+    assert expected == 14_975_632
+    assert count == expected
+
+
+@pytest.mark.parametrize("kind", ["descriptive", "multiple_choice"])
+def test_token_layout(tiny, kind):
+    model, params = tiny
+    latents, question, choices = tiny_inputs(1)
+    if kind == "descriptive":
+        args, method = (latents, question), ALOE.descriptive
+        words = [(question, (0.0, 1.0)), (jnp.zeros((BATCH, LC), jnp.int32), (0.0, 1.0))]
+    else:
+        args, method = (latents, question, choices[:, :1]), ALOE.multiple_choice
+        words = [(question, (1.0, 0.0)), (choices[:, 0], (0.0, 1.0))]
+    _, state = jax.jit(lambda p, *a: model.apply(
+        {"params": p}, *a, deterministic=True, method=method, capture_intermediates=True))(
+            params, *args)
+    projected = np.asarray(state["intermediates"]["token_projection"]["__call__"][0])
+
+    table = np.asarray(params["word_embedding"]["embedding"])
+    rows = [np.broadcast_to(np.asarray(params["cls_token"]), (BATCH, 1, D + 2))]
+    for ids, flag in words:
+        ids = np.asarray(ids)
+        flags = np.broadcast_to(np.asarray(flag + (1.0, 0.0)), ids.shape + (4,))
+        rows.append(np.concatenate([table[ids], flags], axis=-1))
+    objects = np.asarray(latents).reshape(BATCH, FRAMES * SLOTS, D)  # frame-major
+    rows.append(np.concatenate([objects, np.broadcast_to([0.0, 1.0], objects.shape[:2] + (2,))],
+                               axis=-1))
+    tokens = np.concatenate(rows, axis=1)
+    kernel = np.asarray(params["token_projection"]["kernel"])
+    bias = np.asarray(params["token_projection"]["bias"])
+    np.testing.assert_allclose(projected, tokens @ kernel + bias, rtol=1e-5, atol=1e-5)
+
+
+def test_output_shapes(tiny):
+    model, params = tiny
+    latents, question, choices = tiny_inputs()
+    assert run(model, params, ALOE.descriptive, latents, question).shape == (BATCH, ANSWERS)
+    assert run(model, params, ALOE.multiple_choice, latents, question,
+               choices).shape == (BATCH, CHOICES)
+    cls, objects = model.apply({"params": params}, latents, question_flag=(1.0, 0.0),
+                               deterministic=True, method=ALOE.encode)
+    assert cls.shape == (BATCH, HEADS * (D + 2))
+    assert objects.shape == (BATCH, FRAMES, SLOTS, HEADS * (D + 2))
+
+
+@pytest.mark.parametrize("mask_on", [True, False])
+def test_padding_mask(tiny, mask_on):
+    model, params = tiny
+    model = model.clone(word_padding_mask=mask_on)
+    latents, question, choices = tiny_inputs()
+    changed = jax.tree.map(lambda x: x, params)
+    changed["word_embedding"]["embedding"] = params["word_embedding"]["embedding"].at[0].set(3.0)
+    for method, args in ((ALOE.descriptive, (latents, question)),
+                         (ALOE.multiple_choice, (latents, question, choices))):
+        before = run(model, params, method, *args)
+        after = run(model, changed, method, *args)
+        if mask_on:
+            np.testing.assert_allclose(before, after, rtol=1e-5, atol=1e-5)
+        else:
+            assert not np.allclose(before, after, rtol=1e-3, atol=1e-3)
+
+
+def test_choice_logits_depend_only_on_their_choice(tiny):
+    model, params = tiny
+    latents, question, choices = tiny_inputs()
+    before = run(model, params, ALOE.multiple_choice, latents, question, choices)
+    other = choices.at[:, 1, :2].set(jnp.asarray([[7, 8], [8, 7]], jnp.int32))
+    after = run(model, params, ALOE.multiple_choice, latents, question, other)
+    np.testing.assert_allclose(after[:, [0, 2]], before[:, [0, 2]], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(after[:, 1], before[:, 1])
+
+
+def test_dropout_and_determinism(tiny):
+    model, params = tiny
+    latents, question, choices = tiny_inputs()
+    args = (latents, question, choices)
+    np.testing.assert_array_equal(run(model, params, ALOE.multiple_choice, *args),
+                                  run(model, params, ALOE.multiple_choice, *args))
+    first = run(model, params, ALOE.multiple_choice, *args, rng=jax.random.key(1))
+    np.testing.assert_array_equal(
+        first, run(model, params, ALOE.multiple_choice, *args, rng=jax.random.key(1)))
+    assert not np.allclose(first, run(model, params, ALOE.multiple_choice, *args,
+                                      rng=jax.random.key(2)))
+    assert not np.allclose(run(model, params, ALOE.descriptive, latents, question,
+                               rng=jax.random.key(1)),
+                           run(model, params, ALOE.descriptive, latents, question,
+                               rng=jax.random.key(2)))
+
+
+def test_descriptive_flag_quirk(tiny):
+    model, params = tiny
+    latents, question, _ = tiny_inputs()
+    quirk = run(model, params, ALOE.descriptive, latents, question)
+    plain = run(model.clone(descriptive_flag_quirk=False), params, ALOE.descriptive, latents,
+                question)
+    assert not np.allclose(quirk, plain)
+
+
+def test_bad_inputs_are_rejected(tiny):
+    model, params = tiny
+    latents, question, choices = tiny_inputs()
+    with pytest.raises(ValueError, match="latents"):
+        run(model, params, ALOE.descriptive, latents[..., :-1], question)
+    with pytest.raises(ValueError, match="question"):
+        run(model, params, ALOE.descriptive, latents, question[:1])
+    with pytest.raises(ValueError, match="choices"):
+        run(model, params, ALOE.multiple_choice, latents, question, choices[:, 0])
+
+
+@pytest.mark.parametrize("choice_len", [LC, LC + 1])
+def test_combined_pass_equals_separate_methods(tiny, choice_len):
+    model, params = tiny
+    latents, question, choices = tiny_inputs(2)
+    model = model.clone(descriptive_choice_len=choice_len)
+    mc_latents, mc_question = latents[::-1], question[::-1]
+    desc, mc = model.apply({"params": params}, latents, question, mc_latents, mc_question,
+                           choices, deterministic=True,
+                           method=ALOE.descriptive_and_multiple_choice)
+    np.testing.assert_allclose(desc, run(model, params, ALOE.descriptive, latents, question),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mc, run(model, params, ALOE.multiple_choice, mc_latents,
+                                       mc_question, choices), rtol=1e-5, atol=1e-5)

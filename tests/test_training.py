@@ -1,0 +1,182 @@
+"""The training system on toy CLEVRER latents: data parallelism, resume, NaN guard, learning."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from aloe import checkpointing
+from aloe import evaluate
+from aloe import parallel
+from aloe import tasks
+from aloe import train
+from aloe.synthetic import toy_latents
+from configs import test as test_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def toy_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("toy"))
+    toy_latents.write_toy_dataset(root, num_train=64, num_valid=24, seed=0)
+    return root
+
+
+def make_config(root, **overrides):
+    config = test_config.get_config()
+    config.data.root = root
+    for key, value in overrides.items():
+        node = config
+        *path, last = key.split(".")
+        for name in path:
+            node = node[name]
+        node[last] = value
+    return config
+
+
+def _one_step(config, devices, batch, params=None):
+    task = tasks.build(config)
+    mesh = parallel.make_mesh(devices)
+    tx = train.make_optimizer(config.optimizer, config.train.steps)
+    state = train.init_state(task, tx, config.seed)
+    step = parallel.data_parallel(train.make_train_step(task, tx, config.seed), mesh,
+                                  in_specs=(parallel.REPLICATED, parallel.SHARDED),
+                                  out_specs=(parallel.REPLICATED, parallel.REPLICATED))
+    state, metrics = step(parallel.replicate(state, mesh), parallel.shard_batch(batch, mesh))
+    return jax.device_get(state.params), jax.device_get(metrics), task, tx
+
+
+def test_data_parallel_step_matches_one_device_and_pmap(toy_root):
+    # Without dropout and augmentation the step is deterministic, so splitting the
+    # global batch over 4 devices must give the parameters of 1 device.
+    config = make_config(toy_root, **{"model.dropout_rate": 0.0, "train.permute_slots": False})
+    task = tasks.build(config)
+    batch = task.train_batch(0)
+    assert len(jax.devices()) == 4
+    params4, metrics4, task, tx = _one_step(config, jax.devices(), batch)
+    params1, metrics1, _, _ = _one_step(config, jax.devices()[:1], batch)
+    # LAMB is nearly invariant to the gradient's scale, so compare gradients too:
+    # the data-parallel gradient must be the mean over devices, not their sum.
+    for name in ("loss", "grad_norm"):
+        np.testing.assert_allclose(metrics4[name], metrics1[name], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(params4), jax.tree.leaves(params1)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+    # The same per-device step under jax.pmap.
+    state = train.init_state(task, tx, config.seed)
+    stacked = jax.tree.map(lambda x: np.stack([x] * 4), state)
+    split = jax.tree.map(lambda x: x.reshape((4, x.shape[0] // 4) + x.shape[1:]), batch)
+    pmapped = jax.pmap(train.make_train_step(task, tx, config.seed), axis_name=parallel.AXIS)
+    pstate, pmetrics = pmapped(stacked, split)
+    np.testing.assert_allclose(pmetrics["grad_norm"][0], metrics4["grad_norm"], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(jax.device_get(pstate.params)), jax.tree.leaves(params4)):
+        np.testing.assert_allclose(a[0], b, rtol=1e-4, atol=1e-6)
+
+
+def test_train_step_changes_parameters_and_reports_metrics(toy_root):
+    config = make_config(toy_root, **{"optimizer.warmup_steps": 0})  # Warmup's step 0 has lr 0.
+    task = tasks.build(config)
+    params, metrics, _, _ = _one_step(config, jax.devices(), task.train_batch(0))
+    initial = task.init_params(jax.random.key(config.seed))
+    flat_new = dict(jax.tree_util.tree_flatten_with_path(params)[0])
+    for path, before in jax.tree_util.tree_flatten_with_path(initial)[0]:
+        name = jax.tree_util.keystr(path)
+        if name == "['cls_token']":
+            # Zero-initialised as in the release: through the shared projection's ReLU
+            # at exactly 0 its first gradient is 0; it moves once the bias has moved.
+            continue
+        assert not np.allclose(flat_new[path], before), name
+    for name in ("loss", "descriptive_accuracy", "multiple_choice_per_option", "grad_norm"):
+        assert np.isfinite(metrics[name]), name
+
+
+def test_preempted_run_resumes_exactly(toy_root, tmp_path):
+    config = make_config(toy_root, **{"train.steps": 8, "train.checkpoint_every": 3})
+    full = train.train(config, str(tmp_path / "full"))
+
+    class StopAt(checkpointing.PreemptionFlag):
+        """Acts as if SIGTERM arrived during step 5."""
+
+        def __init__(self):
+            super().__init__(signals=())
+            self.polls = 0
+
+        def is_set(self):
+            self.polls += 1
+            return self.polls >= 5
+
+    interrupted = str(tmp_path / "interrupted")
+    stopped = train.train(config, interrupted, preemption=StopAt())
+    assert int(stopped.step) == 5
+    assert checkpointing.Checkpointer(interrupted, every_steps=3).all_steps() == [3, 5]
+    resumed = train.train(config, interrupted)
+    assert int(resumed.step) == 8
+    for a, b in zip(jax.tree.leaves(jax.device_get(full.params)),
+                    jax.tree.leaves(jax.device_get(resumed.params))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_non_finite_loss_stops_without_bad_checkpoint(toy_root, tmp_path):
+    config = make_config(toy_root, **{"optimizer.learning_rate": 1e35,
+                                      "optimizer.warmup_steps": 0, "train.steps": 30,
+                                      "train.checkpoint_every": 1, "train.log_every": 1})
+    workdir = str(tmp_path / "nan")
+    with pytest.raises(FloatingPointError, match="Non-finite loss .* at step"):
+        train.train(config, workdir)
+    saved = checkpointing.Checkpointer(workdir, every_steps=1).all_steps()
+    params, step = evaluate.restore_params(config, workdir, tasks.build(config),
+                                           parallel.make_mesh())
+    assert step == max(saved)
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+
+
+@pytest.mark.slow
+def test_learns_above_chance_on_held_out_scenes(toy_root, tmp_path):
+    config = make_config(toy_root, **{
+        "train.steps": 400, "train.log_every": 100, "train.checkpoint_every": 400,
+        "optimizer.learning_rate": 2e-3, "optimizer.warmup_steps": 50,
+        "model.dropout_rate": 0.0, "train.descriptive_batch": 16, "train.mc_batch": 8,
+        "model.num_heads": 4, "model.mlp_dim": 128})
+    workdir = str(tmp_path / "learn")
+    state = train.train(config, workdir)
+    results = evaluate.evaluate(config, workdir, params=state.params, step=400)
+    # Chance: descriptive answers are balanced over at least 2 classes per family;
+    # per-option multiple choice is a coin flip.
+    assert results["descriptive"] > 0.6, results
+    assert results["multiple_choice_per_option"] > 0.7, results
+    assert os.path.exists(os.path.join(workdir, "eval_valid_400.json"))
+
+
+@pytest.mark.slow
+def test_command_line_train_killed_then_resumed_then_eval(toy_root, tmp_path):
+    workdir = str(tmp_path / "cli")
+    args = [sys.executable, "-m", "aloe.main", f"--config={REPO}/configs/test.py",
+            f"--workdir={workdir}", f"--config.data.root={toy_root}",
+            "--config.train.steps=40", "--config.train.checkpoint_every=2"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.isdir(ckpt_dir) and any(n.isdigit() and int(n) >= 4 for n in os.listdir(ckpt_dir)):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    steps = checkpointing.Checkpointer(workdir, every_steps=2).all_steps()
+    assert steps and max(steps) < 40, steps
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Restored checkpoint {max(steps)}" in done.stderr
+    assert os.path.exists(os.path.join(workdir, "eval_valid_40.json"))
+    evaluated = subprocess.run(args[:5] + ["--mode=eval", "--config.eval.split=valid"], cwd=REPO,
+                               env=env, capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "descriptive" in evaluated.stdout and "counterfactual_per_question" in evaluated.stdout
