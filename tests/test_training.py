@@ -205,7 +205,7 @@ def test_command_line_train_killed_then_resumed_then_eval(toy_root, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"Restored checkpoint {max(steps)}" in done.stderr
     assert os.path.exists(os.path.join(workdir, "eval_valid_40.json"))
-    evaluated = subprocess.run(args[:5] + ["--mode=eval", "--config.eval.split=valid"], cwd=REPO,
+    evaluated = subprocess.run(args[:6] + ["--mode=eval", "--config.eval.split=valid"], cwd=REPO,
                                env=env, capture_output=True, text=True, timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "descriptive" in evaluated.stdout and "counterfactual_per_question" in evaluated.stdout

@@ -10,14 +10,18 @@ The layout follows the released CLEVRER model. Tokens are `d + 2` wide:
 One shared `Dense(num_heads * (d + 2))` + ReLU lifts every token to the model
 width. A sequence is `[CLS, question words, choice words, objects]`, the objects
 frame-major (`t * slots + k`). Word id 0 is padding; with `word_padding_mask`
-padding words are never attended to as keys, without it (as in the release)
-they are ordinary tokens.
+padding words are masked in the transformer (never attended to as keys, and no
+other token's output depends on them); without it (as in the release) they are
+ordinary tokens.
 
 Release quirk (`descriptive_flag_quirk`, on by default): the words of a
 descriptive question carry the choice flag `[0, 1]`, not the question flag.
 Descriptive questions have no choices; they are followed by
 `descriptive_choice_len` padding choice tokens (12 in the release), so every
 CLEVRER sequence has the same length and the same relative positions.
+
+Training on both kinds of question should use `descriptive_and_multiple_choice`,
+which runs all sequences of a step through the transformer in one pass.
 """
 
 from typing import Optional, Sequence
@@ -51,7 +55,7 @@ class ALOE(nn.Module):
       mlp_dim: feed-forward hidden size.
       head_hidden_dim: hidden size of the answer heads.
       dropout_rate: transformer dropout.
-      word_padding_mask: mask padding words (id 0) as keys; False reproduces the release.
+      word_padding_mask: mask padding words (id 0); False reproduces the release.
       descriptive_flag_quirk: descriptive question words carry the choice flag, as
         in the release; False gives them the question flag.
       descriptive_choice_len: padding choice tokens after a descriptive question.
@@ -69,6 +73,7 @@ class ALOE(nn.Module):
     descriptive_choice_len: int = 12
 
     def setup(self):
+        """Declares the submodules and the CLS token."""
         if self.latent_dim < 3:
             raise ValueError(f"latent_dim must be at least 3 (word embeddings are d-2 wide), "
                              f"got {self.latent_dim}.")

@@ -25,9 +25,9 @@ Nothing here knows about questions or objects: the input is a sequence of
 How it is computed (the mathematics above is unchanged by any of this):
 - q, k and v come from one matmul; the relative keys `R W_r` are computed once
   per layer and shared by the whole batch.
-- `relative_attention` runs the attention one sequence at a time (`lax.map`), so
-  the `[heads, N, N]` logits of a sequence stay in cache instead of streaming
-  `[batch, heads, N, N]` arrays through memory several times. Its backward
+- On CPU `relative_attention` runs the attention one sequence at a time (a
+  `lax.scan`), so the `[heads, N, N]` logits of a sequence stay in cache instead
+  of streaming `[batch, heads, N, N]` arrays through memory several times. Its backward
   pass is written by hand (a custom VJP): it keeps only q, k, v, the output and
   the log-normaliser of each row and recomputes the logits, as FlashAttention does.
 - The shift is done without index division: the position scores are computed
@@ -200,8 +200,7 @@ def _map_sequences(fn, xs: tuple, chains: int, summed: tuple = ()):
       fn: sequence -> tuple of arrays.
       xs: arrays with a leading batch axis.
       chains: 0 vectorises over the whole batch (for accelerators); >= 1 splits
-        the batch into that many contiguous groups, each a sequential loop. XLA's
-        CPU runtime runs independent loops concurrently.
+        the batch into that many contiguous groups, each a sequential loop.
       summed: zeros shaped like the trailing outputs of `fn` that are summed over
         the sequences instead of stacked.
 
@@ -229,7 +228,7 @@ def _map_sequences(fn, xs: tuple, chains: int, summed: tuple = ()):
 @functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
 def relative_attention(q: jax.Array, k: jax.Array, v: jax.Array, rel: jax.Array,
                        content_bias: jax.Array, position_bias: jax.Array,
-                       mask: jax.Array, chains: int = 2) -> jax.Array:
+                       mask: jax.Array, chains: int = 1) -> jax.Array:
     """Transformer-XL relative attention, computed sequence by sequence.
 
     Args:
@@ -242,9 +241,10 @@ def relative_attention(q: jax.Array, k: jax.Array, v: jax.Array, rel: jax.Array,
       mask: `[batch, N]` bool, True for real tokens. Masked tokens are never
         attended to as keys and their rows of position scores are zero (see the
         module docstring); all True gives the unmasked formula.
-      chains: >= 1: the batch is split into this many independent sequential
-        loops over its sequences (on CPU: one per core, so that each sequence's
-        logits stay in cache); 0: all sequences at once (GPU / TPU).
+      chains: >= 1: the sequences are computed one after another in this many
+        independent loops (on CPU, so that a sequence's logits stay in cache;
+        XLA's CPU runtime was measured to run such loops one after the other, so
+        1 is the default); 0: all sequences at once (GPU / TPU).
 
     Returns:
       `[batch, heads, N, head_dim]`: softmax(logits) @ v per head.
@@ -292,9 +292,8 @@ class RelativeMultiHeadAttention(nn.Module):
     `h*head_dim:(h+1)*head_dim`); `content_bias` (u) and `position_bias` (v),
     `[heads, head_dim]`.
 
-    `chains` is passed to `relative_attention`; None picks 2 on CPU (one
-    sequential loop per core of a 2-core machine) and 0 (all sequences at once)
-    on other backends.
+    `chains` is passed to `relative_attention`; None picks 1 (one sequence at a
+    time) on CPU and 0 (all sequences at once) on other backends.
     """
     num_heads: int
     head_dim: int
@@ -345,7 +344,7 @@ class RelativeMultiHeadAttention(nn.Module):
                 q, k, rel, content_bias, position_bias, mask))
         chains = self.chains
         if chains is None:
-            chains = 2 if jax.default_backend() == "cpu" else 0
+            chains = 1 if jax.default_backend() == "cpu" else 0
         attended = relative_attention(q, k, v, rel, content_bias, position_bias, mask, chains)
         attended = attended.transpose(0, 2, 1, 3).reshape(batch * length, width)
         return (attended @ output_kernel).reshape(batch, length, width)

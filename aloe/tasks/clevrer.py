@@ -28,6 +28,11 @@ PyTree = Any
 
 def load_vocab(config: ml_collections.ConfigDict) -> vocab_lib.Vocab:
     """`data.vocab` if set, else `{root}/vocab.json`, else built from the train questions."""
+    if not config.root:
+        raise ValueError("config.data.root is empty: set it to the latent store's root "
+                         "(--config.data.root=DIR).")
+    if not os.path.isdir(config.root):
+        raise FileNotFoundError(f"config.data.root = {config.root!r} is not a directory.")
     path = config.vocab or os.path.join(config.root, "vocab.json")
     if os.path.exists(path):
         return vocab_lib.Vocab.load(path)
