@@ -85,6 +85,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | Non
             json.dump(results, f, indent=2, sort_keys=True)
         lines = [f"{k:>32s}: {v:.4f}" if isinstance(v, float) else f"{k:>32s}: {v}"
                  for k, v in sorted(results.items())]
-        logging.info("Evaluation of step %s on %s:\n%s", step, split, "\n".join(lines))
+        logging.info("Wrote evaluation of step %s on %s to %s", step, split, workdir)
         print(f"Evaluation of step {step} on {split}:\n" + "\n".join(lines), flush=True)
     return results

@@ -88,18 +88,17 @@ class ClevrerTask:
     def loss(self, params: PyTree, batch: dict[str, Any],
              rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Training loss on one device's rows, with dropout and slot permutation."""
-        perm_desc, perm_mc, drop_desc, drop_mc = jax.random.split(rng, 4)
+        perm_desc, perm_mc, drop = jax.random.split(rng, 3)
         desc, mc = batch["descriptive"], batch["multiple_choice"]
         desc_latents, mc_latents = desc["latents"], mc["latents"]
         if self.config.train.permute_slots:
             desc_latents = augment.permute_slots(perm_desc, desc_latents)
             mc_latents = augment.permute_slots(perm_mc, mc_latents)
-        desc_logits = self._apply(params, aloe_model.ALOE.descriptive, desc_latents,
-                                  desc["question"], rng=drop_desc)
+        desc_logits, mc_logits = self._apply(
+            params, aloe_model.ALOE.descriptive_and_multiple_choice, desc_latents,
+            desc["question"], mc_latents, mc["question"], mc["choices"], rng=drop)
         desc_loss = optax.softmax_cross_entropy_with_integer_labels(
             desc_logits, desc["answer"]).mean()
-        mc_logits = self._apply(params, aloe_model.ALOE.multiple_choice, mc_latents,
-                                mc["question"], mc["choices"], rng=drop_mc)
         mc_loss, option_acc, question_acc = multiple_choice_loss(
             mc_logits, mc["choice_labels"], mc["choice_mask"])
         metrics = {
@@ -118,10 +117,9 @@ class ClevrerTask:
 
     def predict(self, params: PyTree, batch: dict[str, Any]) -> dict[str, jax.Array]:
         desc, mc = batch["descriptive"], batch["multiple_choice"]
-        desc_logits = self._apply(params, aloe_model.ALOE.descriptive, desc["latents"],
-                                  desc["question"])
-        mc_logits = self._apply(params, aloe_model.ALOE.multiple_choice, mc["latents"],
-                                mc["question"], mc["choices"])
+        desc_logits, mc_logits = self._apply(
+            params, aloe_model.ALOE.descriptive_and_multiple_choice, desc["latents"],
+            desc["question"], mc["latents"], mc["question"], mc["choices"])
         return {"descriptive_probs": nn.softmax(desc_logits), "choice_logits": mc_logits}
 
     def eval_record(self, batch: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict:
