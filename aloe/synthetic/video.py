@@ -36,6 +36,10 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarra
     with av.open(tmp, mode="w") as container:
         stream = container.add_stream(_CODECS[suffix], rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        # One encoder thread: multithreaded encoding can differ with the machine's
+        # load, and a seed must give byte-identical videos. Generators parallelise
+        # over videos instead.
+        stream.thread_count = 1
         if suffix == ".mp4":
             stream.options = {"crf": str(quality), "preset": "veryfast"}
         else:
