@@ -209,3 +209,51 @@ def test_command_line_train_killed_then_resumed_then_eval(toy_root, tmp_path):
                                env=env, capture_output=True, text=True, timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "descriptive" in evaluated.stdout and "counterfactual_per_question" in evaluated.stdout
+
+
+def test_real_sample_questions_evaluate_and_unanswered_split_gives_submission(
+        clevrer_samples_dir, tmp_path):
+    """The 564 real validation questions, read with generated latents and the release
+    vocabulary; with answers stripped the split yields a complete submission file."""
+    root = tmp_path / "store"
+    (root / "valid").mkdir(parents=True)
+    (root / "test").mkdir()
+    with open(clevrer_samples_dir / "validation_explanatory_564.json") as f:
+        scenes = json.load(f)
+    rng = np.random.default_rng(0)
+    for scene in scenes:
+        latents = rng.normal(size=(128, 8, 16)).astype(np.float32)
+        for split in ("valid", "test"):
+            with open(root / split / f"{scene['scene_index']}.npz", "wb") as f:
+                np.save(f, latents)
+    with open(root / "valid.json", "w") as f:
+        json.dump(scenes, f)
+    unanswered = json.loads(json.dumps(scenes))
+    for scene in unanswered:
+        for question in scene["questions"]:
+            for choice in question["choices"]:
+                del choice["answer"]
+    with open(root / "test.json", "w") as f:
+        json.dump(unanswered, f)
+    with open(clevrer_samples_dir / "aloe_vocab.json") as src, open(root / "vocab.json", "w") as dst:
+        dst.write(src.read())
+
+    config = make_config(str(root), **{"eval.batch_size": 64})
+    task = tasks.build(config)
+    params = parallel.replicate(task.init_params(jax.random.key(0)), parallel.make_mesh())
+    workdir = str(tmp_path / "eval")
+    results = evaluate.evaluate(config, workdir, params=params, step=0, split="valid")
+    assert results["num_explanatory"] == 564 and results["num_unanswered"] == 0
+    assert 0.0 <= results["explanatory_per_option"] <= 1.0
+
+    results = evaluate.evaluate(config, workdir, params=params, step=0, split="test")
+    assert results["num_unanswered"] == 564 and results["num_explanatory"] == 0
+    with open(os.path.join(workdir, "predictions_test_0.json")) as f:
+        submission = json.load(f)
+    expected = {(s["scene_index"], q["question_id"], c["choice_id"])
+                for s in scenes for q in s["questions"] for c in q["choices"]}
+    got = {(s["scene_index"], q["question_id"], c["choice_id"])
+           for s in submission for q in s["questions"] for c in q["choices"]}
+    assert got == expected
+    assert all(c["answer"] in ("correct", "wrong")
+               for s in submission for q in s["questions"] for c in q["choices"])
