@@ -202,17 +202,13 @@ def generate_cater(out: str, num_videos: int, seed: int, width: int = 320, heigh
             for v in variants for i in range(num_videos)]
     start = time.perf_counter()
     bar = tqdm.tqdm(total=len(jobs), desc="mini-CATER videos", unit="video", disable=not progress)
-    if workers == 1:
+    # Always in fresh spawned processes, even with one worker, so that the pixels
+    # never depend on the caller's floating-point state (see aloe.synthetic.clevrer).
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
         summaries = []
-        for job in jobs:
-            summaries.append(_write_video_files(job))
+        for summary in pool.imap_unordered(_write_video_files, jobs):
+            summaries.append(summary)
             bar.update()
-    else:
-        with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-            summaries = []
-            for summary in pool.imap_unordered(_write_video_files, jobs):
-                summaries.append(summary)
-                bar.update()
     bar.close()
     seconds = time.perf_counter() - start
     val = validation_indices(num_videos, val_fraction, seed)

@@ -143,7 +143,7 @@ def generate_clevrer(out: str | os.PathLike, num_videos: int, seed: int, *, widt
       num_videos: number of videos over all splits.
       seed: dataset seed; video i depends only on (seed, i).
       width, height: frame size in pixels (even numbers).
-      workers: processes simulating and rendering videos (1: in this process).
+      workers: processes simulating and rendering videos (always spawned processes).
       questions_per_video: questions kept per video after balancing.
       config: physics and scenario settings (default `physics.PhysicsConfig()`).
       progress: whether to show a progress bar.
@@ -166,17 +166,16 @@ def generate_clevrer(out: str | os.PathLike, num_videos: int, seed: int, *, widt
         first += sizes[split]
     start = time.perf_counter()
     bar = tqdm.tqdm(total=len(jobs), desc="mini-CLEVRER videos", unit="video", disable=not progress)
-    if workers <= 1:
+    # Always in fresh spawned processes, even with one worker: a host process that
+    # has run JAX or TensorFlow may have changed its floating-point state (e.g.
+    # denormal flushing), which would make the rendered pixels depend on the caller.
+    # A worker that dies raises BrokenProcessPool here instead of hanging.
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(max(1, workers), mp_context=context) as pool:
         results = []
-        for job in jobs:
-            results.append(_make_scene(job))
+        for done in futures.as_completed([pool.submit(_make_scene, job) for job in jobs]):
+            results.append(done.result())
             bar.update()
-    else:  # A worker that dies raises BrokenProcessPool here instead of hanging.
-        with futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = []
-            for done in futures.as_completed([pool.submit(_make_scene, job) for job in jobs]):
-                results.append(done.result())
-                bar.update()
     bar.close()
     elapsed = time.perf_counter() - start
     results.sort(key=lambda r: r["scene_index"])

@@ -20,7 +20,7 @@ for the whole video; the other slots are empty. An object's vector is:
   dim  11     material: 1 metal, 0 rubber
   dims 12-13  x, y position in [-0.9, 0.9]: constant for a stationary object; a
               moving object travels in a straight line at constant speed from
-              its start to its end point, at least 0.8 apart
+              its start to its end point, at least 1.0 apart
   dim  14     present: 1
 
 Every entry of every frame gets Gaussian noise (std 0.02); empty slots are
@@ -39,18 +39,26 @@ object, and never name the attribute being asked about):
                     (answers 0-5)
     exist           "Are there any red cubes?" (yes / no)
   multiple choice, 2-4 choices ("the red cube", ...) with at least one correct
-  and one wrong, 2 questions per type per scene:
-    explanatory     "Which of the following is metal?" / "... is rubber?"
-                    (choices never mention the material)
+  and one wrong, about half correct, 2 questions per type per scene:
+    explanatory     "Which of the following is metal?"
     predictive      "Which of the following is moving?"
-    counterfactual  "Which of the following is stationary?"
+    counterfactual  "Which of the following is metal and moving?"
+  (choices never mention the material when the question asks about it; a scene
+  with no moving metal object, or where a type cannot have both a correct and a
+  wrong choice, gets no question of that type).
 
 The three multiple-choice families are toy questions mapped onto CLEVRER's
 three types only so that the per-type metrics and files are exercised; they
 test attribute and motion recognition, not explanation, prediction or
-counterfactual reasoning. Within each family the answers are balanced: each
-question takes, among the answers the scene allows, one used least so far in
-its split (ties broken at random).
+counterfactual reasoning. Within each descriptive family the answers are
+balanced: each question takes, among the answers the scene allows, one used
+least so far in its split (ties broken at random).
+
+No multiple-choice family asks for the opposite of another ("rubber",
+"stationary"): a label that depends on the question word and the object's
+attribute together (an exclusive or) leaves the attribute alone uncorrelated
+with the label, and a small model then took far longer to learn anything of
+multiple choice. "Stationary" appears in descriptive counting instead.
 """
 
 import argparse
@@ -73,13 +81,14 @@ COLOR_DIMS, SHAPE_DIMS, METAL_DIM = slice(0, 8), slice(8, 11), 11
 POSITION_DIMS, PRESENT_DIM, BACKGROUND_DIM = slice(12, 14), 14, 15
 NOISE_STD = 0.02
 ARENA = 0.9            # Positions lie in [-ARENA, ARENA]^2.
-MIN_TRAVEL = 0.8       # A moving object's start and end points are at least this far apart.
+MIN_TRAVEL = 1.0       # A moving object's start and end points are at least this far apart.
 MIN_OBJECTS, MAX_OBJECTS = 3, 6
 VALID_SCENE_OFFSET = 10000
 QUESTIONS_PER_FAMILY = 2
 DESCRIPTIVE_FAMILIES = ("query_color", "query_shape", "query_material", "count", "exist")
-# Multiple-choice type -> the property its choices are judged on.
-MC_FAMILIES = {"explanatory": "material", "predictive": "moving", "counterfactual": "stationary"}
+# Multiple-choice type -> the property its choices are judged on (as the question says it).
+MC_FAMILIES = {"explanatory": "metal", "predictive": "moving",
+               "counterfactual": "metal and moving"}
 ATTRIBUTES = ("color", "material", "shape")
 _PLURALS = {"sphere": "spheres", "cylinder": "cylinders", "cube": "cubes"}
 _MAX_COUNT_ANSWER = 5
@@ -240,7 +249,7 @@ def _descriptive_candidates(objects: Sequence[ToyObject], family: str) -> list[_
     return _count_candidates(objects) if family == "count" else _exist_candidates(objects)
 
 
-class _AnswerBalancer:
+class AnswerBalancer:
     """Picks questions whose answers are used least so far within their family."""
 
     def __init__(self):
@@ -259,21 +268,22 @@ class _AnswerBalancer:
         return found[int(rng.integers(len(found)))]
 
 
-def _multiple_choice(rng: np.random.Generator, objects: Sequence[ToyObject], question_type: str,
-                     balancer: _AnswerBalancer) -> dict | None:
+def _multiple_choice(rng: np.random.Generator, objects: Sequence[ToyObject],
+                     question_type: str) -> dict | None:
     """One multiple-choice question (without question_id), or None if the scene allows none."""
-    prop = MC_FAMILIES[question_type]
-    if prop == "material":
-        material = balancer.pick(rng, question_type, {m: [m] for m in MATERIALS})
-        holds = [o.material == material for o in objects]
-        text, program = f"Which of the following is {material}?", ["objects", material,
-                                                                   "filter_material"]
-        allowed = ("color", "shape")
+    metal = ["metal", "filter_material"]
+    moving = [WHOLE_VIDEO, "filter_moving"]
+    if question_type == "explanatory":
+        holds = [o.material == "metal" for o in objects]
+        filters, allowed = metal, ("color", "shape")
+    elif question_type == "predictive":
+        holds = [o.moving for o in objects]
+        filters, allowed = moving, ATTRIBUTES
     else:
-        holds = [o.moving == (prop == "moving") for o in objects]
-        text, program = f"Which of the following is {prop}?", ["objects", WHOLE_VIDEO,
-                                                               f"filter_{prop}"]
-        allowed = ATTRIBUTES
+        holds = [o.moving and o.material == "metal" for o in objects]
+        filters, allowed = metal + moving, ("color", "shape")
+    text = f"Which of the following is {MC_FAMILIES[question_type]}?"
+    program = ["objects"] + filters
     described = [(referring_expressions(objects, o, allowed), h) for o, h in zip(objects, holds)]
     correct = [d for d, h in described if d and h]
     wrong = [d for d, h in described if d and not h]
@@ -296,7 +306,7 @@ def _multiple_choice(rng: np.random.Generator, objects: Sequence[ToyObject], que
 
 
 def make_questions(rng: np.random.Generator, objects: Sequence[ToyObject],
-                   balancer: _AnswerBalancer) -> list[dict]:
+                   balancer: AnswerBalancer) -> list[dict]:
     """The questions of one scene in the official schema, question ids from 0."""
     entries: list[dict] = []
     for family in DESCRIPTIVE_FAMILIES:
@@ -314,7 +324,7 @@ def make_questions(rng: np.random.Generator, objects: Sequence[ToyObject],
                             "answer": chosen.answer})
     for question_type in MC_FAMILIES:
         for _ in range(QUESTIONS_PER_FAMILY):
-            entry = _multiple_choice(rng, objects, question_type, balancer)
+            entry = _multiple_choice(rng, objects, question_type)
             if entry is not None:
                 entries.append(entry)
     return [{"question_id": i, **entry} for i, entry in enumerate(entries)]
@@ -342,7 +352,7 @@ def write_toy_dataset(out: str | os.PathLike, num_train: int, num_valid: int, se
     for split_id, (split, count, first) in enumerate(
             (("train", num_train, 0), ("valid", num_valid, VALID_SCENE_OFFSET))):
         rng = np.random.default_rng([seed, split_id])
-        balancer = _AnswerBalancer()
+        balancer = AnswerBalancer()
         store = latents_lib.LatentStore(out, split, (NUM_FRAMES, NUM_SLOTS, LATENT_DIM))
         scenes = []
         for scene_index in range(first, first + count):

@@ -35,10 +35,11 @@ def load_vocab(config: ml_collections.ConfigDict) -> vocab_lib.Vocab:
         raise FileNotFoundError(f"config.data.root = {config.root!r} is not a directory.")
     path = config.vocab or os.path.join(config.root, "vocab.json")
     if os.path.exists(path):
-        return vocab_lib.Vocab.load(path)
+        return vocab_lib.Vocab.load(path, unknown=config.unknown_words)
     if config.vocab:
         raise FileNotFoundError(f"data.vocab = {config.vocab!r} does not exist.")
-    return vocab_lib.Vocab.build([os.path.join(config.root, f"{config.train_split}.json")])
+    return vocab_lib.Vocab.build([os.path.join(config.root, f"{config.train_split}.json")],
+                                 unknown=config.unknown_words)
 
 
 class ClevrerTask:
