@@ -225,8 +225,9 @@ def _log(writer, history, step: int, total: int, steps_per_sec: float) -> None:
                                 "train/steps_per_sec": steps_per_sec})
     eta = (total - step) / max(steps_per_sec, 1e-9)
     shown = "  ".join(f"{k}={v:.4g}" for k, v in sorted(means.items()))
-    logging.info("step %d/%d  %s  %.2f steps/s  ETA %s", step, total, shown, steps_per_sec,
-                 time.strftime("%H:%M:%S", time.gmtime(eta)))
+    eta = int(eta)
+    logging.info("step %d/%d  %s  %.2f steps/s  ETA %d:%02d:%02d", step, total, shown,
+                 steps_per_sec, eta // 3600, eta % 3600 // 60, eta % 60)
 
 
 def _count(params: PyTree) -> int:
