@@ -3,9 +3,9 @@
 Writes, for each variant (`all_actions`: static camera, and
 `all_actions_cameramotion`: a camera that glides around the scene),
 
-    {out}/{variant}/videos/CATER_new_XXXXXX.avi     301 frames, MPEG-4
-    {out}/{variant}/scenes/CATER_new_XXXXXX.json    objects, locations, movements
-    {out}/{variant}/lists/localize/{train,val}.txt  "CATER_new_XXXXXX.avi <class>"
+    {out}/{variant}/videos/CATER_new_NNNNNN.avi     301 frames, MPEG-4
+    {out}/{variant}/scenes/CATER_new_NNNNNN.json    objects, locations, movements
+    {out}/{variant}/lists/localize/{train,val}.txt  "CATER_new_NNNNNN.avi <class>"
 
 where the class is the snitch's final grid cell, `row * 6 + col` with
 `col = floor(x) + 3`, `row = floor(y) + 3`. Every video is a function of
