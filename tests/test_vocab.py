@@ -121,3 +121,10 @@ def test_malformed_vocab_file_names_file_and_field(tmp_path):
         vocab_lib.Vocab.load(path)
     with pytest.raises(ValueError, match="outside 0..0"):
         vocab_lib.Vocab({"a": 1}, {"yes": 0}).class_to_answer(1)
+
+
+def test_build_names_a_question_file_that_is_not_json(tmp_path):
+    bad = tmp_path / "train.json"
+    bad.write_text("[{not json")
+    with pytest.raises(ValueError, match=f"{bad}: not valid JSON"):
+        vocab_lib.Vocab.build([bad])

@@ -15,14 +15,13 @@ the question_id (and the choice_id when a choice is at fault).
 """
 
 import dataclasses
-import json
 import os
 from typing import Any, Sequence
 
 import numpy as np
 
 from aloe.clevrer.metrics import MC_TYPES
-from aloe.data.vocab import Vocab
+from aloe.data.vocab import Vocab, read_json
 
 DESCRIPTIVE = "descriptive"
 # Multiple-choice question types; `MultipleChoiceQuestions.question_type` holds
@@ -262,12 +261,8 @@ def load_questions(path: str | os.PathLike, vocab: Vocab, *, max_question_len: i
                    unknown: str | None = None) -> QuestionSet:
     """Reads and encodes a CLEVRER question file; see `parse_questions`."""
     path = os.fspath(path)
-    with open(path, encoding="utf-8") as f:
-        try:
-            scenes = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err}).") from None
-    return parse_questions(scenes, vocab, source=path, max_question_len=max_question_len,
+    return parse_questions(read_json(path), vocab, source=path,
+                           max_question_len=max_question_len,
                            max_choice_len=max_choice_len, max_choices=max_choices,
                            unknown=unknown)
 

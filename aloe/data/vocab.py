@@ -24,7 +24,7 @@ when the vocabulary is created (the model's embedding table is sized from it);
 
 import json
 import os
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -49,6 +49,16 @@ RELEASE_ANSWERS: tuple[str, ...] = (
     "0", "1", "2", "3", "4", "5", "blue", "brown", "cube", "cyan", "cylinder", "gray", "green",
     "metal", "no", "purple", "red", "rubber", "sphere", "yellow", "yes",
 )
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parses a JSON file; malformed JSON raises a ValueError naming the file."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err}).") from None
 
 
 def tokenize(text: str) -> list[str]:
@@ -128,11 +138,7 @@ class Vocab:
           ValueError: naming the file and the field when the file is malformed.
         """
         path = os.fspath(path)
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: not valid JSON ({err}).") from None
+        data = read_json(path)
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object with 'question_vocab' and "
                              f"'answer_vocab'.")
@@ -186,8 +192,7 @@ class Vocab:
         answers: set[str] = set()
         for path in question_files:
             path = os.fspath(path)
-            with open(path, encoding="utf-8") as f:
-                scenes = json.load(f)
+            scenes = read_json(path)
             if not isinstance(scenes, list):
                 raise ValueError(f"{path}: expected a JSON list of scenes.")
             for position, scene in enumerate(scenes):
