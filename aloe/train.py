@@ -132,8 +132,10 @@ def _prefetch(make_batch, steps: range, depth: int = 2) -> Iterator[PyTree]:
         stop.set()
 
 
-def _check_finite(history: list[tuple[int, dict[str, Any]]], last_saved: int | None) -> None:
-    """Raises when a recorded loss is NaN or infinite, naming the step."""
+def _fetch_and_check(history: list[tuple[int, dict[str, Any]]],
+                     last_saved: int | None) -> list[tuple[int, dict[str, Any]]]:
+    """Fetches the recorded metrics to the host; raises at a NaN or infinite loss."""
+    history = [(step, jax.device_get(metrics)) for step, metrics in history]
     for step, metrics in history:
         loss = float(metrics["loss"])
         if not np.isfinite(loss):
@@ -141,6 +143,7 @@ def _check_finite(history: list[tuple[int, dict[str, Any]]], last_saved: int | N
                 f"Non-finite loss {loss} at step {step}. Training stopped; no checkpoint was "
                 f"written after it (latest good checkpoint: step {last_saved}). Lower the "
                 f"learning rate or check the input data.")
+    return history
 
 
 def train(config: ml_collections.ConfigDict, workdir: str,
@@ -192,15 +195,13 @@ def train(config: ml_collections.ConfigDict, workdir: str,
             if done % log_every == 0 or done == total or stop:
                 if jax.process_count() > 1:
                     stop = parallel.any_process(stop)
-                history = [(s, jax.device_get(m)) for s, m in history]
-                _check_finite(history, last_saved)
+                history = _fetch_and_check(history, last_saved)
                 now = time.time()
                 rate = (done - tick_step) / max(now - tick, 1e-9)
                 _log(writer, history, done, total, rate)
                 tick, tick_step, history = now, done, []
             if ckpt.due(done) or done == total or stop:
-                history = [(s, jax.device_get(m)) for s, m in history]
-                _check_finite(history, last_saved)
+                history = _fetch_and_check(history, last_saved)
                 ckpt.save(done, state)
                 last_saved = done
             if stop:
