@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aloe.models import ALOE
+from aloe.models import ALOECater
 
 D, HEADS, FRAMES, SLOTS, LQ, LC, CHOICES, BATCH = 4, 2, 2, 3, 5, 3, 3, 2
 VOCAB, ANSWERS = 9, 5
@@ -186,3 +187,97 @@ def test_combined_pass_equals_separate_methods(tiny, choice_len):
                                rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(mc, run(model, params, ALOE.multiple_choice, mc_latents,
                                        mc_question, choices), rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_auxiliary():
+    model = tiny_model(auxiliary=True)
+    latents, question, choices = tiny_inputs()
+    params = model.init({"params": jax.random.key(0)}, latents, question, choices,
+                        deterministic=True)["params"]
+    return model, params
+
+
+def test_auxiliary_parameters_only_when_asked(tiny, tiny_auxiliary):
+    assert "mask_embedding" not in tiny[1] and "latent_prediction" not in tiny[1]
+    params = tiny_auxiliary[1]
+    assert params["mask_embedding"].shape == (D,)
+    assert params["latent_prediction"]["kernel"].shape == (HEADS * (D + 2), D)
+
+
+def test_hidden_objects_do_not_reach_the_model(tiny_auxiliary):
+    model, params = tiny_auxiliary
+    latents, question, _ = tiny_inputs(3)
+    visible = np.ones((BATCH, FRAMES, SLOTS), bool)
+    visible[:, 1, 2] = False
+    visible[0, 0, 0] = False
+    changed = np.asarray(latents).copy()
+    changed[~visible] += 5.0
+    predict = lambda x: run(model, params, ALOE.predict_latents, x, question, jnp.asarray(visible))
+    before, after = predict(latents), predict(jnp.asarray(changed))
+    assert before.shape == (BATCH, FRAMES, SLOTS, D)
+    np.testing.assert_allclose(before, after, rtol=1e-6, atol=1e-6)
+    # A visible object does reach the predictions.
+    changed[0, 0, 1] += 5.0
+    assert not np.allclose(before, predict(jnp.asarray(changed)))
+    # Predictions are f applied to the transformer's object outputs (an independent route).
+    _, objects = model.apply({"params": params}, latents, question,
+                             jnp.zeros((BATCH, LC), jnp.int32), question_flag=(0.0, 1.0),
+                             visible=jnp.asarray(visible), deterministic=True,
+                             method=ALOE.encode)
+    kernel, bias = params["latent_prediction"]["kernel"], params["latent_prediction"]["bias"]
+    np.testing.assert_allclose(before, np.asarray(objects) @ kernel + bias, rtol=1e-4, atol=1e-5)
+
+
+def test_combined_pass_with_auxiliary_sub_batch(tiny_auxiliary):
+    model, params = tiny_auxiliary
+    latents, question, choices = tiny_inputs(4)
+    visible = jnp.asarray(np.random.default_rng(0).random((BATCH, FRAMES, SLOTS)) > 0.3)
+    desc, mc, predicted = model.apply(
+        {"params": params}, latents, question, latents[::-1], question[::-1], choices,
+        deterministic=True, aux=(latents[::-1], question, visible),
+        method=ALOE.descriptive_and_multiple_choice)
+    np.testing.assert_allclose(desc, run(model, params, ALOE.descriptive, latents, question),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mc, run(model, params, ALOE.multiple_choice, latents[::-1],
+                                       question[::-1], choices), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(predicted, run(model, params, ALOE.predict_latents,
+                                              latents[::-1], question, visible),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_masking_needs_the_auxiliary_parameters(tiny):
+    model, params = tiny
+    latents, question, _ = tiny_inputs()
+    with pytest.raises(ValueError, match="auxiliary=True"):
+        model.apply({"params": params}, latents, question, None,
+                    question_flag=(1.0, 0.0), visible=jnp.ones(latents.shape[:3], bool),
+                    deterministic=True, method=ALOE.encode)
+
+
+def test_cater_model_grid_logits_and_latents():
+    model = ALOECater(latent_dim=D, num_heads=HEADS, num_layers=2, mlp_dim=16,
+                      head_hidden_dim=8, auxiliary=True)
+    latents = tiny_inputs()[0]
+    params = model.init({"params": jax.random.key(0)}, latents, deterministic=True)["params"]
+    assert params["grid_output"]["kernel"].shape == (8, 36)
+    logits = model.apply({"params": params}, latents, deterministic=True)
+    visible = jnp.ones(latents.shape[:3], bool)
+    logits2, predicted = model.apply({"params": params}, latents, visible, deterministic=True,
+                                     method=ALOECater.logits_and_latents)
+    assert logits.shape == (BATCH, 36) and predicted.shape == latents.shape
+    np.testing.assert_allclose(logits, logits2, rtol=1e-6)
+    # Objects of later frames change the logits: the model sees the whole video.
+    moved = latents.at[:, -1].add(1.0)
+    assert not np.allclose(logits, model.apply({"params": params}, moved, deterministic=True))
+
+
+def test_cater_paper_configuration_parameter_count():
+    model = ALOECater()
+    shapes = jax.eval_shape(lambda: model.init(
+        {"params": jax.random.key(0)}, jnp.zeros((1, 80, 8, 36)), deterministic=True))["params"]
+    count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+    width, token, mlp = 8 * 38, 38, 1024
+    layer = 4 * width + 5 * width * width + 2 * width + width * mlp + mlp + mlp * width + width
+    expected = token + (token * width + width) + 16 * layer + (width * 144 + 144 + 144 * 36 + 36)
+    assert count == expected

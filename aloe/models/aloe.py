@@ -22,8 +22,16 @@ CLEVRER sequence has the same length and the same relative positions.
 
 Training on both kinds of question should use `descriptive_and_multiple_choice`,
 which runs all sequences of a step through the transformer in one pass.
+
+Self-supervised auxiliary loss (`auxiliary=True`, paper Section 2.1): object
+tokens that are not visible (`visible[b, t, k]` False) have their latent
+replaced by a learned `mask_embedding` (the object flag is kept), and a learned
+linear map `latent_prediction` (f) reads predicted latents `[B, T, K, d]` from
+the transformer's object outputs. The schemes that choose `visible` are in
+`aloe.masking`, the losses in `aloe.losses`.
 """
 
+import itertools
 from typing import Optional, Sequence
 
 import flax.linen as nn
@@ -43,6 +51,28 @@ def _flags(values: Sequence[float], shape: tuple[int, ...]) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(values, jnp.float32), shape + (len(values),))
 
 
+def object_tokens(latents: jax.Array, latent_dim: int, visible: Optional[jax.Array] = None,
+                  mask_embedding: Optional[jax.Array] = None) -> jax.Array:
+    """Object tokens `[B, T*K, d+2]` (frame-major) from latents `[B, T, K, d]`.
+
+    Where `visible` `[B, T, K]` is False the latent is replaced by `mask_embedding` `[d]`.
+    """
+    if latents.ndim != 4 or latents.shape[-1] != latent_dim:
+        raise ValueError(f"latents must be [batch, frames, slots, {latent_dim}], "
+                         f"got shape {latents.shape}.")
+    latents = latents.astype(jnp.float32)
+    if visible is not None:
+        if visible.shape != latents.shape[:3]:
+            raise ValueError(f"visible must be [batch, frames, slots] = {latents.shape[:3]}, "
+                             f"got shape {visible.shape}.")
+        if mask_embedding is None:
+            raise ValueError("Masking object tokens needs the model built with auxiliary=True.")
+        latents = jnp.where(visible[..., None], latents, mask_embedding)
+    batch, frames, slots, _ = latents.shape
+    objects = latents.reshape(batch, frames * slots, latent_dim)
+    return jnp.concatenate([objects, _flags(_OBJECT_FLAG, (batch, frames * slots))], axis=-1)
+
+
 class ALOE(nn.Module):
     """Attention over learned object embeddings, with descriptive and MC heads.
 
@@ -59,6 +89,8 @@ class ALOE(nn.Module):
       descriptive_flag_quirk: descriptive question words carry the choice flag, as
         in the release; False gives them the question flag.
       descriptive_choice_len: padding choice tokens after a descriptive question.
+      auxiliary: adds the mask embedding and the latent prediction map f used by
+        the self-supervised auxiliary loss (`predict_latents`).
     """
     vocab_size: int
     num_answers: int
@@ -71,6 +103,7 @@ class ALOE(nn.Module):
     word_padding_mask: bool = True
     descriptive_flag_quirk: bool = True
     descriptive_choice_len: int = 12
+    auxiliary: bool = False
 
     def setup(self):
         """Declares the submodules and the CLS token."""
@@ -90,6 +123,10 @@ class ALOE(nn.Module):
         self.descriptive_output = nn.Dense(self.num_answers, name="descriptive_output")
         self.choice_hidden = nn.Dense(self.head_hidden_dim, name="choice_hidden")
         self.choice_output = nn.Dense(1, name="choice_output")
+        if self.auxiliary:
+            self.mask_embedding = self.param("mask_embedding", nn.initializers.normal(0.02),
+                                             (self.latent_dim,), jnp.float32)
+            self.latent_prediction = nn.Dense(self.latent_dim, name="latent_prediction")
 
     def _word_tokens(self, words: jax.Array, flag: Sequence[float]) -> jax.Array:
         """words [B, L] int32 -> word tokens [B, L, d+2]."""
@@ -98,12 +135,11 @@ class ALOE(nn.Module):
                                 _flags(_WORD_FLAG, shape)], axis=-1)
 
     def _sequence(self, latents: jax.Array, question: Optional[jax.Array],
-                  choice: Optional[jax.Array],
-                  question_flag: Sequence[float]) -> tuple[jax.Array, jax.Array]:
+                  choice: Optional[jax.Array], question_flag: Sequence[float],
+                  visible: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
         """Projected tokens `[B, N, width]` and their mask `[B, N]` (True = real)."""
-        if latents.ndim != 4 or latents.shape[-1] != self.latent_dim:
-            raise ValueError(f"latents must be [batch, frames, slots, {self.latent_dim}], "
-                             f"got shape {latents.shape}.")
+        objects = object_tokens(latents, self.latent_dim, visible,
+                                self.mask_embedding if self.auxiliary else None)
         batch, frames, slots, _ = latents.shape
         pieces = [jnp.broadcast_to(self.cls_token, (batch, 1, self.latent_dim + 2))]
         masks = [jnp.ones((batch, 1), bool)]
@@ -116,9 +152,7 @@ class ALOE(nn.Module):
                                  f"got shape {words.shape}.")
             pieces.append(self._word_tokens(words, flag))
             masks.append(words != 0)
-        objects = latents.reshape(batch, frames * slots, self.latent_dim).astype(jnp.float32)
-        pieces.append(jnp.concatenate(
-            [objects, _flags(_OBJECT_FLAG, (batch, frames * slots))], axis=-1))
+        pieces.append(objects)
         masks.append(jnp.ones((batch, frames * slots), bool))
         tokens = nn.relu(self.token_projection(jnp.concatenate(pieces, axis=1)))
         return tokens, jnp.concatenate(masks, axis=1)
@@ -131,7 +165,8 @@ class ALOE(nn.Module):
 
     def encode(self, latents: jax.Array, question: Optional[jax.Array] = None,
                choice: Optional[jax.Array] = None, *, question_flag: Sequence[float],
-               deterministic: bool) -> tuple[jax.Array, jax.Array]:
+               deterministic: bool,
+               visible: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
         """Runs the transformer on `[CLS, question, choice, objects]`.
 
         Args:
@@ -141,22 +176,45 @@ class ALOE(nn.Module):
           question_flag: the 2-d question/choice flag the question words carry
             (`QUESTION_FLAG` or `CHOICE_FLAG`).
           deterministic: True disables dropout; otherwise the 'dropout' rng is used.
+          visible: optional bool `[B, T, K]`; hidden objects show the mask embedding.
 
         Returns:
           `(cls [B, width], objects [B, T, K, width])`, width = num_heads * (d + 2).
         """
         batch, frames, slots = latents.shape[:3]
-        tokens, mask = self._sequence(latents, question, choice, question_flag)
+        tokens, mask = self._sequence(latents, question, choice, question_flag, visible)
         out = self._transform(tokens, mask, deterministic=deterministic)
         objects = out[:, out.shape[1] - frames * slots:]
         return out[:, 0], objects.reshape(batch, frames, slots, out.shape[-1])
 
-    def _descriptive_sequence(self, latents, question):
+    def _descriptive_sequence(self, latents, question, visible=None):
         flag = CHOICE_FLAG if self.descriptive_flag_quirk else QUESTION_FLAG
         choice = None
         if self.descriptive_choice_len:
             choice = jnp.zeros((question.shape[0], self.descriptive_choice_len), jnp.int32)
-        return self._sequence(latents, question, choice, flag)
+        return self._sequence(latents, question, choice, flag, visible)
+
+    def _latent_head(self, out: jax.Array, frames: int, slots: int) -> jax.Array:
+        """f: transformer outputs `[B, N, width]` -> predicted latents `[B, T, K, d]`."""
+        objects = out[:, out.shape[1] - frames * slots:]
+        return self.latent_prediction(objects).reshape(out.shape[0], frames, slots, -1)
+
+    def predict_latents(self, latents: jax.Array, question: jax.Array, visible: jax.Array, *,
+                        deterministic: bool) -> jax.Array:
+        """Latents predicted at every object token of a masked descriptive-style sequence.
+
+        Args:
+          latents: `[B, T, K, d]`.
+          question: `[B, Lq]` int32 word ids (the video's question; its answer is unused).
+          visible: bool `[B, T, K]`; False tokens show the mask embedding.
+          deterministic: True disables dropout.
+
+        Returns:
+          `[B, T, K, d]` = f(transformer object outputs).
+        """
+        tokens, mask = self._descriptive_sequence(latents, question, visible)
+        out = self._transform(tokens, mask, deterministic=deterministic)
+        return self._latent_head(out, *latents.shape[1:3])
 
     def _choice_sequences(self, latents, question, choices):
         if choices.ndim != 3 or choices.shape[0] != latents.shape[0]:
@@ -211,15 +269,15 @@ class ALOE(nn.Module):
 
     def descriptive_and_multiple_choice(
             self, desc_latents: jax.Array, desc_question: jax.Array, mc_latents: jax.Array,
-            mc_question: jax.Array, mc_choices: jax.Array, *,
-            deterministic: bool) -> tuple[jax.Array, jax.Array]:
-        """`descriptive` and `multiple_choice` of two batches in one transformer pass.
+            mc_question: jax.Array, mc_choices: jax.Array, *, deterministic: bool,
+            aux: Optional[tuple[jax.Array, jax.Array, jax.Array]] = None) -> tuple:
+        """`descriptive`, `multiple_choice` (and `predict_latents`) in one transformer pass.
 
-        Every sequence is computed independently, so the logits are those of the
-        two separate methods (dropout aside: one 'dropout' key serves both). When
-        the two kinds of sequence have the same length (`descriptive_choice_len`
-        equals the choice length) they share one pass over the transformer:
-        larger matmuls and half the program to compile. Otherwise two passes run.
+        Every sequence is computed independently, so the outputs are those of the
+        separate methods (dropout aside: one 'dropout' key serves all). When the
+        kinds of sequence have the same length (`descriptive_choice_len` equals
+        the choice length) they share one pass over the transformer: larger
+        matmuls and a smaller program to compile. Otherwise each kind runs alone.
 
         Args:
           desc_latents: `[Bd, T, K, d]`.
@@ -228,23 +286,30 @@ class ALOE(nn.Module):
           mc_question: `[Bm, Lq]` int32.
           mc_choices: `[Bm, C, Lc]` int32.
           deterministic: True disables dropout.
+          aux: optional `(latents [Ba, T, K, d], question [Ba, Lq], visible [Ba, T, K])`
+            of the auxiliary sub-batch.
 
         Returns:
-          `(descriptive logits [Bd, num_answers], choice logits [Bm, C])`.
+          `(descriptive logits [Bd, num_answers], choice logits [Bm, C])`, plus the
+          predicted latents `[Ba, T, K, d]` of the auxiliary sub-batch when `aux` is given.
         """
-        desc_tokens, desc_mask = self._descriptive_sequence(desc_latents, desc_question)
-        mc_tokens, mc_mask = self._choice_sequences(mc_latents, mc_question, mc_choices)
-        num_desc = desc_tokens.shape[0]
-        if desc_tokens.shape[1] == mc_tokens.shape[1]:
-            out = self._transform(jnp.concatenate([desc_tokens, mc_tokens], axis=0),
-                                  jnp.concatenate([desc_mask, mc_mask], axis=0),
+        sequences = [self._descriptive_sequence(desc_latents, desc_question),
+                     self._choice_sequences(mc_latents, mc_question, mc_choices)]
+        if aux is not None:
+            sequences.append(self._descriptive_sequence(*aux))
+        sizes = [tokens.shape[0] for tokens, _ in sequences]
+        if len({tokens.shape[1] for tokens, _ in sequences}) == 1:
+            out = self._transform(jnp.concatenate([t for t, _ in sequences], axis=0),
+                                  jnp.concatenate([m for _, m in sequences], axis=0),
                                   deterministic=deterministic)
-            desc_cls, mc_cls = out[:num_desc, 0], out[num_desc:, 0]
+            outs = jnp.split(out, list(itertools.accumulate(sizes[:-1])), axis=0)
         else:
-            desc_cls = self._transform(desc_tokens, desc_mask, deterministic=deterministic)[:, 0]
-            mc_cls = self._transform(mc_tokens, mc_mask, deterministic=deterministic)[:, 0]
-        return (self._descriptive_head(desc_cls),
-                self._choice_head(mc_cls, mc_choices.shape[0]))
+            outs = [self._transform(t, m, deterministic=deterministic) for t, m in sequences]
+        results = (self._descriptive_head(outs[0][:, 0]),
+                   self._choice_head(outs[1][:, 0], mc_choices.shape[0]))
+        if aux is not None:
+            results += (self._latent_head(outs[2], *aux[0].shape[1:3]),)
+        return results
 
     def __call__(self, latents: jax.Array, question: jax.Array, choices: jax.Array, *,
                  deterministic: bool) -> tuple[jax.Array, jax.Array]:
@@ -259,5 +324,93 @@ class ALOE(nn.Module):
         Returns:
           `(descriptive logits [B, num_answers], choice logits [B, C])`.
         """
+        aux = None
+        if self.auxiliary:
+            aux = (latents, question, jnp.ones(latents.shape[:3], bool))
         return self.descriptive_and_multiple_choice(latents, question, latents, question,
-                                                    choices, deterministic=deterministic)
+                                                    choices, deterministic=deterministic,
+                                                    aux=aux)[:2]
+
+
+class ALOECater(nn.Module):
+    """ALOE for CATER snitch localization: `[CLS, objects]`, no words, a grid head.
+
+    Tokens are as in `ALOE` (object latent + object flag; CLS a zero-initialised
+    learned `d + 2` vector), lifted by a shared `Dense(num_heads * (d + 2))` + ReLU.
+    The CLS output goes through `Dense(head_hidden_dim)-ReLU-Dense(num_classes)`.
+
+    Attributes:
+      num_classes: grid cells (6 x 6 = 36).
+      latent_dim: d (36 for the paper's CATER MONet).
+      num_heads: attention heads; the model width is num_heads * (d + 2).
+      num_layers: transformer blocks.
+      mlp_dim: feed-forward hidden size.
+      head_hidden_dim: hidden size of the grid head (144 in the paper).
+      dropout_rate: transformer dropout.
+      auxiliary: adds the mask embedding and the latent prediction map f.
+    """
+    num_classes: int = 36
+    latent_dim: int = 36
+    num_heads: int = 8
+    num_layers: int = 16
+    mlp_dim: int = 1024
+    head_hidden_dim: int = 144
+    dropout_rate: float = 0.1
+    auxiliary: bool = False
+
+    def setup(self):
+        """Declares the submodules and the CLS token."""
+        token_dim = self.latent_dim + 2
+        self.cls_token = self.param("cls_token", nn.initializers.zeros, (token_dim,),
+                                    jnp.float32)
+        self.token_projection = nn.Dense(self.num_heads * token_dim, name="token_projection")
+        self.transformer = transformer.RelativeTransformer(
+            num_layers=self.num_layers, num_heads=self.num_heads, head_dim=token_dim,
+            mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate, name="transformer")
+        self.grid_hidden = nn.Dense(self.head_hidden_dim, name="grid_hidden")
+        self.grid_output = nn.Dense(self.num_classes, name="grid_output")
+        if self.auxiliary:
+            self.mask_embedding = self.param("mask_embedding", nn.initializers.normal(0.02),
+                                             (self.latent_dim,), jnp.float32)
+            self.latent_prediction = nn.Dense(self.latent_dim, name="latent_prediction")
+
+    def encode(self, latents: jax.Array, visible: Optional[jax.Array] = None, *,
+               deterministic: bool) -> tuple[jax.Array, jax.Array]:
+        """Transformer outputs of `[CLS, objects]`.
+
+        Args:
+          latents: `[B, T, K, d]`.
+          visible: optional bool `[B, T, K]`; hidden objects show the mask embedding.
+          deterministic: True disables dropout.
+
+        Returns:
+          `(cls [B, width], objects [B, T, K, width])`.
+        """
+        batch, frames, slots, _ = latents.shape
+        objects = object_tokens(latents, self.latent_dim, visible,
+                                self.mask_embedding if self.auxiliary else None)
+        cls = jnp.broadcast_to(self.cls_token, (batch, 1, self.latent_dim + 2))
+        tokens = nn.relu(self.token_projection(jnp.concatenate([cls, objects], axis=1)))
+        out = self.transformer(tokens, None, deterministic=deterministic)
+        return out[:, 0], out[:, 1:].reshape(batch, frames, slots, out.shape[-1])
+
+    def __call__(self, latents: jax.Array, *, deterministic: bool,
+                 visible: Optional[jax.Array] = None) -> jax.Array:
+        """Grid-cell logits `[B, num_classes]` from latents `[B, T, K, d]`."""
+        cls, objects = self.encode(latents, visible, deterministic=deterministic)
+        if self.auxiliary and self.is_initializing():
+            self.latent_prediction(objects)
+        return self.grid_output(nn.relu(self.grid_hidden(cls)))
+
+    def logits_and_latents(self, latents: jax.Array, visible: jax.Array, *,
+                           deterministic: bool) -> tuple[jax.Array, jax.Array]:
+        """Grid logits `[B, num_classes]` and predicted latents `[B, T, K, d]`.
+
+        Args:
+          latents: `[B, T, K, d]`.
+          visible: bool `[B, T, K]`; False tokens show the mask embedding.
+          deterministic: True disables dropout.
+        """
+        cls, objects = self.encode(latents, visible, deterministic=deterministic)
+        return (self.grid_output(nn.relu(self.grid_hidden(cls))),
+                self.latent_prediction(objects))
