@@ -9,6 +9,7 @@ import pytest
 from aloe.data import vocab as vocab_lib
 from aloe.data.clevrer_latents import ClevrerLatentData
 from aloe.data.latents import LatentStore
+from aloe.data.latents import labeled_subset
 
 NUM_SCENES = 6
 VOCAB = vocab_lib.release_vocab()
@@ -219,3 +220,41 @@ def test_missing_or_malformed_latents_are_named(tmp_path):
         ClevrerLatentData(root, "valid", VOCAB, unknown_words="unk")
     with pytest.raises(FileNotFoundError, match="nothing.json"):
         ClevrerLatentData(root, "nothing", VOCAB)
+
+
+def test_labeled_subset_is_exact_stable_and_nested():
+    names = [f"video_{i:05d}" for i in range(101)]
+    half = labeled_subset(names, 0.5, seed=3)
+    assert half.sum() == 50
+    # Independent of order (a property of each video alone) and of the call.
+    order = np.random.default_rng(0).permutation(len(names))
+    np.testing.assert_array_equal(labeled_subset([names[i] for i in order], 0.5, seed=3),
+                                  half[order])
+    quarter = labeled_subset(names, 0.25, seed=3)
+    assert quarter.sum() == 25 and not (quarter & ~half).any()
+    assert labeled_subset(names, 1.0).all()
+    assert (labeled_subset(names, 0.5, seed=4) != half).any()
+    with pytest.raises(ValueError, match="labeled_fraction"):
+        labeled_subset(names, 0.0)
+
+
+def test_label_fraction_limits_supervised_rows_but_not_auxiliary(root):
+    data = ClevrerLatentData(root, "train", VOCAB, num_frames=5, labeled_fraction=0.5)
+    assert data.labeled.sum() == NUM_SCENES // 2
+    labeled = set(data.scene_indices[data.labeled].tolist())
+    supervised, auxiliary = set(), set()
+    for step in range(40):
+        batch = data.train_batch(step, 4, 4, auxiliary_size=4)
+        for key in ("descriptive", "multiple_choice"):
+            supervised.update(_source(batch[key]["latents"])[0].tolist())
+        aux = batch["auxiliary"]
+        assert set(aux) == {"latents", "question"} and aux["question"].shape == (4, 20)
+        scenes, frames = _source(aux["latents"])
+        assert (np.diff(frames, axis=1) > 0).all()
+        auxiliary.update(scenes.tolist())
+    assert supervised == labeled
+    assert auxiliary == set(data.scene_indices.tolist())
+    # The auxiliary sub-batch does not change the supervised rows of a step.
+    full = ClevrerLatentData(root, "train", VOCAB, num_frames=5)
+    np.testing.assert_array_equal(full.train_batch(2, 4, 4)["descriptive"]["latents"],
+                                  full.train_batch(2, 4, 4, 8)["descriptive"]["latents"])

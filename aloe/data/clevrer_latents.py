@@ -28,6 +28,13 @@ Lq / Lc question / choice lengths, C = max_choices):
     multiple_choice:  latents f32[B,T,K,d], question i32[B,Lq], choices i32[B,C,Lc],
                       choice_labels f32[B,C], choice_mask bool[B,C]
 
+Training batches can add an unsupervised sub-batch for the self-supervised
+auxiliary loss, `auxiliary: latents f32[B,T,K,d], question i32[B,Lq]`: videos
+drawn from ALL the split's questions (answers unused), with one of their
+descriptive questions. With `labeled_fraction < 1` the supervised sub-batches
+draw only from the questions of a fixed labelled subset of the videos
+(`aloe.data.latents.labeled_subset`), as in the paper's label-fraction study.
+
 `answer` is a class, -1 when unknown; `choice_labels` are 1 correct, 0 wrong or
 empty slot, -1 unknown. Evaluation batches add `valid` bool[B] to both
 sub-batches, and host-only metadata under `meta` (see `eval_batches`).
@@ -72,6 +79,7 @@ class ClevrerLatentData:
     def __init__(self, root: str | os.PathLike, split: str, vocab: vocab_lib.Vocab, *,
                  num_frames: int = 25, max_question_len: int = 20, max_choice_len: int = 12,
                  max_choices: int = 4, unknown_words: str = "error", seed: int = 0,
+                 labeled_fraction: float = 1.0, labeled_seed: int = 0,
                  process_index: int = 0, process_count: int = 1):
         """Parses `{root}/{split}.json` and loads the latents of its scenes.
 
@@ -83,6 +91,8 @@ class ClevrerLatentData:
           max_question_len, max_choice_len, max_choices: Lq, Lc and C.
           unknown_words: 'error' or 'unk' (needs a vocabulary with `<unk>`).
           seed: seeds the training batches.
+          labeled_fraction: the share of videos whose answers train (in (0, 1]).
+          labeled_seed: selects the labelled videos.
           process_index, process_count: this process and how many there are.
 
         Raises:
@@ -119,8 +129,11 @@ class ClevrerLatentData:
         desc, mc = self.questions.descriptive, self.questions.multiple_choice
         self._desc_latent_row = np.searchsorted(self.scene_indices, desc.scene_index)
         self._mc_latent_row = np.searchsorted(self.scene_indices, mc.scene_index)
-        self._desc_answered = np.flatnonzero(desc.answer >= 0)
-        self._mc_answered = np.flatnonzero(mc.answered())
+        self.labeled = latents_lib.labeled_subset(self.scene_indices, labeled_fraction,
+                                                  labeled_seed)
+        self._desc_answered = np.flatnonzero((desc.answer >= 0)
+                                             & self.labeled[self._desc_latent_row])
+        self._mc_answered = np.flatnonzero(mc.answered() & self.labeled[self._mc_latent_row])
 
     @property
     def total_frames(self) -> int:
@@ -158,18 +171,21 @@ class ClevrerLatentData:
             "answer": desc.answer[rows],
         }
 
-    def train_batch(self, step: int, descriptive_size: int, mc_size: int) -> dict[str, Any]:
+    def train_batch(self, step: int, descriptive_size: int, mc_size: int,
+                    auxiliary_size: int = 0) -> dict[str, Any]:
         """This process's rows of the global training batch of `step`.
 
         Args:
           step: the training step (>= 0); with the seed it fixes the batch.
           descriptive_size: global descriptive rows, a multiple of process_count.
           mc_size: global multiple-choice rows, a multiple of process_count.
+          auxiliary_size: global unsupervised rows (0 = none), likewise.
 
         Returns:
           `{'descriptive': {...}, 'multiple_choice': {...}}` as in the module
           docstring, with `descriptive_size / process_count` and
-          `mc_size / process_count` rows; labels are 1/0 only.
+          `mc_size / process_count` rows; labels are 1/0 only; plus
+          `'auxiliary'` when `auxiliary_size` > 0.
 
         Raises:
           ValueError: sizes not divisible by process_count, or a requested kind
@@ -191,10 +207,20 @@ class ClevrerLatentData:
         desc_frames = sample_frames(rng, descriptive_size, self.total_frames, self.num_frames)
         mc_rows = self._mc_answered[rng.integers(0, max(1, len(self._mc_answered)), mc_size)]
         mc_frames = sample_frames(rng, mc_size, self.total_frames, self.num_frames)
-        return {
+        batch = {
             "descriptive": self._descriptive(desc_rows[desc_local], desc_frames[desc_local]),
             "multiple_choice": self._multiple_choice(mc_rows[mc_local], mc_frames[mc_local]),
         }
+        if auxiliary_size:
+            aux_local = self._local(auxiliary_size, "auxiliary_size")
+            if not len(self.questions.descriptive):
+                raise ValueError(f"{self.question_file}: the auxiliary sub-batch takes its "
+                                 f"questions from descriptive ones, and there are none.")
+            aux_rows = rng.integers(0, len(self.questions.descriptive), auxiliary_size)
+            aux_frames = sample_frames(rng, auxiliary_size, self.total_frames, self.num_frames)
+            aux = self._descriptive(aux_rows[aux_local], aux_frames[aux_local])
+            batch["auxiliary"] = {"latents": aux["latents"], "question": aux["question"]}
+        return batch
 
     def num_eval_batches(self, batch_size: int) -> int:
         """How many batches `eval_batches(batch_size)` yields on every process."""

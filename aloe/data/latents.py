@@ -14,6 +14,7 @@ strings. Writes are atomic: a temporary file in the same folder is renamed
 over the target, so readers never see half a file.
 """
 
+import hashlib
 import os
 import tempfile
 import zipfile
@@ -163,3 +164,26 @@ class LatentStore:
                                  f"but {self.path(scene_indices[0])} has {first.shape}.")
             result[row] = array
         return result
+
+
+def labeled_subset(names: Sequence[int | str], fraction: float, seed: int = 0) -> np.ndarray:
+    """bool `[len(names)]`: which videos keep their labels at a label fraction.
+
+    Exactly `round(fraction * n)` videos are labelled: those whose hash of
+    (seed, name) is smallest. The choice depends only on the seed and the
+    video's own name, so it is the same across restarts, processes and
+    orderings, and a smaller fraction's subset is contained in a larger one's.
+
+    Args:
+      names: the videos' names or scene indices.
+      fraction: in (0, 1].
+      seed: selects a different subset.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"labeled_fraction must be in (0, 1], got {fraction}.")
+    keys = np.array([int.from_bytes(hashlib.blake2b(f"{seed}:{name}".encode(),
+                                                    digest_size=8).digest(), "little")
+                     for name in names], dtype=np.uint64)
+    chosen = np.zeros(len(keys), bool)
+    chosen[np.argsort(keys, kind="stable")[:round(fraction * len(keys))]] = True
+    return chosen
