@@ -13,6 +13,8 @@ configuration takes well under a second (see benchmarks/train_step.py).
 
 import ml_collections
 
+from aloe.tasks import auxiliary
+
 
 def get_config() -> ml_collections.ConfigDict:
     """The paper configuration."""
@@ -31,6 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.max_choice_len = 12
     config.data.max_choices = 4
     config.data.unknown_words = "error"  # "error" or "unk" (map unseen words to <unk>).
+    config.data.labeled_fraction = 1.0   # Share of videos whose answers train (Figure 3).
+    config.data.labeled_seed = 0         # Which videos are labelled at a fraction < 1.
 
     config.model = ml_collections.ConfigDict()
     config.model.latent_dim = 16     # MONet latent size d; tokens are d + 2 wide.
@@ -57,6 +61,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.log_every = 100
     config.train.checkpoint_every = 5000
     config.train.keep_checkpoints = 3
+
+    # Self-supervised auxiliary loss: the paper's best, L2 on one hidden object per
+    # frame, λ = 0.01, an unsupervised sub-batch of 8 (aloe/tasks/auxiliary.py).
+    config.auxiliary = auxiliary.defaults()
+    config.auxiliary.weight = 0.01
+    config.auxiliary.batch = 8
 
     config.eval = ml_collections.ConfigDict()
     config.eval.split = "valid"

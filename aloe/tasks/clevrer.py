@@ -3,7 +3,11 @@
 Each batch holds a descriptive sub-batch (softmax cross-entropy over the answer
 classes) and a multiple-choice sub-batch (one transformer pass per choice,
 sigmoid cross-entropy per choice; a choice is predicted correct when its logit
-is >= 0). The loss is the sum of the two sub-batch means.
+is >= 0). The loss is the sum of the two sub-batch means, plus λ times the
+self-supervised auxiliary loss of an unsupervised sub-batch when
+`config.auxiliary.weight` > 0 (`aloe.tasks.auxiliary`), all in one transformer
+pass. `data.labeled_fraction` < 1 trains the answers of a fixed subset of the
+videos only; the unsupervised sub-batch draws from all of them.
 """
 
 import json
@@ -22,6 +26,7 @@ from aloe.clevrer import metrics as clevrer_metrics
 from aloe.data import clevrer_latents
 from aloe.data import vocab as vocab_lib
 from aloe.models import aloe as aloe_model
+from aloe.tasks import auxiliary
 
 PyTree = Any
 
@@ -50,8 +55,10 @@ class ClevrerTask:
         self.config = config
         self.process_index, self.process_count = process_index, process_count
         self.vocab = load_vocab(config.data)
+        self.auxiliary = auxiliary.enabled(config)
         self.model = aloe_model.ALOE(vocab_size=self.vocab.vocab_size,
-                                     num_answers=self.vocab.num_answers, **config.model)
+                                     num_answers=self.vocab.num_answers,
+                                     auxiliary=self.auxiliary, **config.model)
         self._splits: dict[str, clevrer_latents.ClevrerLatentData] = {}
 
     def data(self, split: str) -> clevrer_latents.ClevrerLatentData:
@@ -62,6 +69,7 @@ class ClevrerTask:
                 d.root, split, self.vocab, num_frames=d.num_frames,
                 max_question_len=d.max_question_len, max_choice_len=d.max_choice_len,
                 max_choices=d.max_choices, unknown_words=d.unknown_words, seed=self.config.seed,
+                labeled_fraction=d.labeled_fraction, labeled_seed=d.labeled_seed,
                 process_index=self.process_index, process_count=self.process_count)
         return self._splits[split]
 
@@ -77,27 +85,38 @@ class ClevrerTask:
 
     def train_batch(self, step: int) -> dict[str, Any]:
         t = self.config.train
+        aux_size = self.config.auxiliary.batch if self.auxiliary else 0
         return self.data(self.config.data.train_split).train_batch(
-            step, t.descriptive_batch, t.mc_batch)
+            step, t.descriptive_batch, t.mc_batch, aux_size)
 
-    def _apply(self, params, method, *args, rng=None):
+    def _apply(self, params, method, *args, rng=None, **kwargs):
         if rng is None:
-            return self.model.apply({"params": params}, *args, deterministic=True, method=method)
+            return self.model.apply({"params": params}, *args, deterministic=True, method=method,
+                                    **kwargs)
         return self.model.apply({"params": params}, *args, deterministic=False,
-                                rngs={"dropout": rng}, method=method)
+                                rngs={"dropout": rng}, method=method, **kwargs)
 
     def loss(self, params: PyTree, batch: dict[str, Any],
              rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Training loss on one device's rows, with dropout and slot permutation."""
-        perm_desc, perm_mc, drop = jax.random.split(rng, 3)
+        perm_desc, perm_mc, drop, perm_aux, mask_rng = jax.random.split(rng, 5)
         desc, mc = batch["descriptive"], batch["multiple_choice"]
         desc_latents, mc_latents = desc["latents"], mc["latents"]
         if self.config.train.permute_slots:
             desc_latents = augment.permute_slots(perm_desc, desc_latents)
             mc_latents = augment.permute_slots(perm_mc, mc_latents)
-        desc_logits, mc_logits = self._apply(
+        aux_inputs = None
+        if self.auxiliary:
+            aux_latents = batch["auxiliary"]["latents"]
+            if self.config.train.permute_slots:
+                aux_latents = augment.permute_slots(perm_aux, aux_latents)
+            masks = auxiliary.draw_masks(self.config, mask_rng, aux_latents.shape)
+            aux_inputs = (aux_latents, batch["auxiliary"]["question"], masks.m)
+        outputs = self._apply(
             params, aloe_model.ALOE.descriptive_and_multiple_choice, desc_latents,
-            desc["question"], mc_latents, mc["question"], mc["choices"], rng=drop)
+            desc["question"], mc_latents, mc["question"], mc["choices"], rng=drop,
+            aux=aux_inputs)
+        desc_logits, mc_logits = outputs[:2]
         desc_loss = optax.softmax_cross_entropy_with_integer_labels(
             desc_logits, desc["answer"]).mean()
         mc_loss, option_acc, question_acc = multiple_choice_loss(
@@ -109,7 +128,13 @@ class ClevrerTask:
             "multiple_choice_per_option": option_acc,
             "multiple_choice_per_question": question_acc,
         }
-        return desc_loss + mc_loss, metrics
+        loss = desc_loss + mc_loss
+        if self.auxiliary:
+            weighted, aux_metrics = auxiliary.loss_and_metrics(
+                self.config, outputs[2], aux_inputs[0], masks.tau)
+            loss += weighted
+            metrics.update(aux_metrics)
+        return loss, metrics
 
     # Evaluation.
 

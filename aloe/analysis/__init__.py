@@ -1,0 +1,1 @@
+"""Analyses of the data and of trained models (counterfactual difficulty split: `counterfactual`)."""
