@@ -380,7 +380,9 @@ def scene_description(scene_index: int, specs: Sequence[ObjectSpec],
        "counterfactuals": {removed_object_id: {"motion_trajectory", "collision"}}};
       the scene description that `aloe.clevrer.scene.Scene.from_annotation` reads.
     """
-    visible, everything = range(config.num_visible_frames), range(config.num_frames)
+    # Counterfactual worlds span the video's duration, as the observed world does:
+    # "what would happen without X" asks about the same 128 frames.
+    visible = range(config.num_visible_frames)
     future = range(config.num_visible_frames, config.num_frames)
     traj = simulate(specs, config)
     annotation = {
@@ -394,8 +396,8 @@ def scene_description(scene_index: int, specs: Sequence[ObjectSpec],
         rest = [s for s in specs if s.object_id != removed.object_id]
         world = simulate(rest, config)
         counterfactuals[removed.object_id] = {
-            "motion_trajectory": trajectory_records(rest, world, camera, everything),
-            "collision": collision_records(rest, world, everything)}
+            "motion_trajectory": trajectory_records(rest, world, camera, visible),
+            "collision": collision_records(rest, world, visible)}
     return {"annotation": annotation,
             "future": {"motion_trajectory": trajectory_records(specs, traj, camera, future),
                        "collision": collision_records(specs, traj, future)},
