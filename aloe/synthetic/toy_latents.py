@@ -10,8 +10,9 @@ Train scenes are numbered from 0, validation scenes from 10000 (as CLEVRER).
 It stands in for MONet latents of real videos so that the whole training
 system can be exercised, and a small model can be seen to learn, on a laptop.
 
-Latents. Each scene has 3-6 objects with distinct (colour, material, shape);
-colours, materials and shapes are CLEVRER's. Slot 0 is the background (dim 15
+Latents. Each scene has 3-6 objects of distinct colours (so every object has
+a one-word description, its colour, at least); colours, materials and shapes
+are CLEVRER's. Slot 0 is the background (dim 15
 set to 1); the objects occupy the slots of a random permutation of 1..7, fixed
 for the whole video; the other slots are empty. An object's vector is:
 
@@ -118,10 +119,11 @@ class _Candidate:
 
 
 def make_scene(rng: np.random.Generator) -> list[ToyObject]:
-    """Draws 3-6 objects with distinct attributes, slots, and motion (see the module docstring)."""
+    """Draws 3-6 objects of distinct colours, with slots and motion (see the module docstring)."""
     num_objects = int(rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1))
-    combos = list(itertools.product(COLORS, MATERIALS, SHAPES))
-    picked = [combos[i] for i in rng.choice(len(combos), num_objects, replace=False)]
+    colors = rng.choice(len(COLORS), num_objects, replace=False)
+    picked = [(COLORS[c], MATERIALS[int(rng.integers(2))], SHAPES[int(rng.integers(3))])
+              for c in colors]
     if len({m for _, m, _ in picked}) == 1:  # Both materials: flip one object's.
         color, material, shape = picked[0]
         picked[0] = (color, MATERIALS[1 - MATERIALS.index(material)], shape)

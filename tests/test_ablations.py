@@ -1,0 +1,337 @@
+"""Tests of the Table 1 ablation modules: MLP, hierarchical attention, ResNet entities."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from aloe.models.ablations import HierarchicalReasoner
+from aloe.models.ablations import MLPReasoner
+from aloe.models.ablations import ResNetEntities
+from aloe.models.transformer import RelativeTransformer
+
+HEADS, HEAD_DIM = 2, 4
+WIDTH = HEADS * HEAD_DIM
+BATCH, WORDS, FRAMES, SLOTS = 2, 4, 3, 2
+
+
+def init_key(seed: int = 0) -> jax.Array:
+    """A parameter-init key. XLA's CPU compiler takes seconds per threefry draw when a
+    program has many of them, so these tests initialise with the 'rbg' generator."""
+    return jax.random.key(seed, impl="rbg")
+
+
+def parameter_count(tree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def transformer_layer_parameters(width: int, heads: int, head_dim: int, mlp: int) -> int:
+    """Parameters of one relative transformer block, counted by hand."""
+    return (2 * 2 * width                  # two LayerNorms (scale, bias)
+            + 5 * width * width            # q, k, v, relative key, output: no bias
+            + 2 * heads * head_dim         # content and position biases u, v
+            + width * mlp + mlp            # feed-forward in
+            + mlp * width + width)         # feed-forward out
+
+
+def jitted_apply(model: nn.Module):
+    """`model.apply`, compiled, with the keyword flags static."""
+    return jax.jit(model.apply, static_argnames=("deterministic", "method", "mutable"))
+
+
+def train_losses(model: nn.Module, params, loss_fn, steps: int, learning_rate: float):
+    """Runs `steps` of Adam on `loss_fn(params)`; returns the losses before each step."""
+    optimizer = optax.adam(learning_rate)
+
+    @jax.jit
+    def step(params, opt_state):
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    opt_state = optimizer.init(params)
+    losses = []
+    for _ in range(steps):
+        params, opt_state, loss = step(params, opt_state)
+        losses.append(float(loss))
+    return losses
+
+
+# ---------------------------------------------------------------- MLPReasoner
+
+
+def test_mlp_output_shape_and_padding_mask():
+    rng = np.random.default_rng(0)
+    tokens = jnp.asarray(rng.normal(size=(BATCH, 6, 5)), jnp.float32)
+    mask = jnp.asarray([[True, True, True, False, False, True]] * BATCH)
+    model = MLPReasoner(output_dim=7, hidden_dim=16, num_layers=2)
+    params = jax.jit(lambda key: model.init(key, tokens, mask, deterministic=True))(init_key(0))
+    apply = jitted_apply(model)
+    out = apply(params, tokens, mask, deterministic=True)
+    assert out.shape == (BATCH, 7)
+    # Masked tokens' contents do not matter; a real token's do.
+    padded_changed = tokens.at[:, 3:5].set(100.0)
+    np.testing.assert_array_equal(apply(params, padded_changed, mask, deterministic=True), out)
+    real_changed = tokens.at[:, 2].add(1.0)
+    assert np.abs(apply(params, real_changed, mask, deterministic=True) - out).max() > 1e-3
+    # Dropout acts only when not deterministic.
+    dropped = apply(params, tokens, mask, deterministic=False,
+                    rngs={"dropout": jax.random.key(1)})
+    assert np.abs(dropped - out).max() > 1e-4
+
+
+def test_mlp_parameter_count_at_clevrer_size():
+    tokens, token_dim, width, hidden = 1 + 20 + 12 + 25 * 8, 18, 180, 2048
+    model = MLPReasoner(output_dim=width)
+    shapes = jax.eval_shape(lambda: model.init(
+        init_key(0), jnp.zeros((1, tokens, token_dim)), deterministic=True))
+    expected_reasoner = (tokens * token_dim * hidden + hidden       # first layer
+                         + 3 * (hidden * hidden + hidden)           # three more layers
+                         + hidden * width + width)                  # output vector
+    assert parameter_count(shapes) == expected_reasoner == 21_549_236
+    heads = ((width * 128 + 128) + (128 * 21 + 21)                  # descriptive head
+             + (width * 128 + 128) + (128 * 1 + 1))                 # choice head
+    word_embedding, cls_token = 82 * 14, token_dim
+    whole_model = expected_reasoner + heads + word_embedding + cls_token
+    assert whole_model == 21_599_576  # The paper's "20M", against ALOE's 14,975,632.
+
+
+def test_mlp_trains_on_toy_regression():
+    rng = np.random.default_rng(1)
+    tokens = jnp.asarray(rng.normal(size=(32, 5, 3)), jnp.float32)
+    targets = jnp.tanh(tokens[:, 0, 0] * tokens[:, 4, 1])[:, None]
+    model = MLPReasoner(output_dim=1, hidden_dim=32, num_layers=2, dropout_rate=0.0)
+    params = jax.jit(lambda key: model.init(key, tokens, deterministic=True))(init_key(0))
+    loss_fn = lambda p: jnp.mean((model.apply(p, tokens, deterministic=True) - targets) ** 2)
+    losses = train_losses(model, params, loss_fn, steps=40, learning_rate=3e-3)
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_mlp_rejects_bad_input():
+    model = MLPReasoner(output_dim=3, hidden_dim=4, num_layers=1)
+    with pytest.raises(ValueError, match="mask shape"):
+        model.init(init_key(0), jnp.zeros((2, 5, 3)), jnp.ones((2, 4), bool),
+                   deterministic=True)
+    with pytest.raises(ValueError, match="tokens must be"):
+        model.init(init_key(0), jnp.zeros((2, 15)), deterministic=True)
+
+
+# ------------------------------------------------------- HierarchicalReasoner
+
+
+def tiny_hierarchical(**overrides) -> HierarchicalReasoner:
+    config = dict(num_layers_frame=1, num_layers_video=1, num_heads=HEADS, head_dim=HEAD_DIM,
+                  mlp_dim=16, dropout_rate=0.0)
+    return HierarchicalReasoner(**{**config, **overrides})
+
+
+def hierarchical_inputs(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    words = jnp.asarray(rng.normal(size=(BATCH, WORDS, WIDTH)), jnp.float32)
+    word_mask = jnp.asarray([[True, True, False, False], [True, True, True, False]])
+    objects = jnp.asarray(rng.normal(size=(BATCH, FRAMES, SLOTS, WIDTH)), jnp.float32)
+    cls = jnp.asarray(rng.normal(size=(BATCH, WIDTH)), jnp.float32)
+    return words, word_mask, objects, cls
+
+
+@pytest.fixture(scope="module")
+def hierarchical():
+    model = tiny_hierarchical()
+    params = jax.jit(lambda key, *args: model.init(key, *args, deterministic=True))(
+        init_key(0), *hierarchical_inputs())
+    return model, params
+
+
+def test_hierarchical_shapes_and_sown_stage_one(hierarchical):
+    model, params = hierarchical
+    apply = jitted_apply(model)
+    words, word_mask, objects, cls = hierarchical_inputs(1)
+    (cls_out, frames_out), state = apply(params, words, word_mask, objects, cls,
+                                         deterministic=True, mutable=("intermediates",))
+    assert cls_out.shape == (BATCH, WIDTH)
+    assert frames_out.shape == (BATCH, FRAMES, WIDTH)
+    stage_one = apply(params, words, word_mask, objects, deterministic=True,
+                      method=HierarchicalReasoner.encode_frames)
+    assert stage_one.shape == (BATCH, FRAMES, WORDS + SLOTS, WIDTH)
+    np.testing.assert_array_equal(state["intermediates"]["frame_outputs"][0], stage_one)
+    # Padding words' outputs are zero, real words' are not.
+    assert np.all(np.asarray(stage_one)[0, :, 2:4] == 0.0)
+    assert np.all(np.abs(np.asarray(stage_one)[0, :, :2]).sum(-1) > 0)
+
+
+def test_hierarchical_stage_one_sees_one_frame(hierarchical):
+    model, params = hierarchical
+    apply = jitted_apply(model)
+    words, word_mask, objects, cls = hierarchical_inputs(2)
+    encode = lambda o: np.asarray(apply(params, words, word_mask, o, deterministic=True,
+                                        method=HierarchicalReasoner.encode_frames))
+    before = encode(objects)
+    after = encode(objects.at[:, 1].add(3.0))  # Change every object of frame 1.
+    np.testing.assert_array_equal(after[:, 0], before[:, 0])
+    np.testing.assert_array_equal(after[:, 2], before[:, 2])
+    assert np.abs(after[:, 1] - before[:, 1]).max() > 1e-3
+    # Stage 2 mixes the frames: the CLS output does change.
+    full = lambda o: np.asarray(apply(params, words, word_mask, o, cls,
+                                      deterministic=True)[0])
+    assert np.abs(full(objects.at[:, 1].add(3.0)) - full(objects)).max() > 1e-4
+
+
+def test_hierarchical_ignores_padding_words(hierarchical):
+    model, params = hierarchical
+    apply = jitted_apply(model)
+    words, word_mask, objects, cls = hierarchical_inputs(3)
+    out = apply(params, words, word_mask, objects, cls, deterministic=True)[0]
+    changed = words.at[0, 2:].set(50.0).at[1, 3].set(-50.0)  # Padding positions only.
+    np.testing.assert_allclose(
+        apply(params, changed, word_mask, objects, cls, deterministic=True)[0], out,
+        atol=1e-6)
+    real_changed = words.at[:, 0].add(1.0)
+    assert np.abs(apply(params, real_changed, word_mask, objects, cls,
+                        deterministic=True)[0] - out).max() > 1e-4
+
+
+def test_hierarchical_parameter_count_matches_flat_model():
+    width, heads, head_dim, mlp = 180, 10, 18, 1024
+    words, frames, slots = 32, 25, 8
+    layer = transformer_layer_parameters(width, heads, head_dim, mlp)
+    model = HierarchicalReasoner()
+    shapes = jax.eval_shape(lambda: model.init(
+        init_key(0), jnp.zeros((1, words, width)), None,
+        jnp.zeros((1, frames, slots, width)), jnp.zeros((1, width)), deterministic=True))
+    frame_vector = (words + slots) * width
+    expected = 26 * layer + 2 * frame_vector + frame_vector * width + width
+    assert parameter_count(shapes) == expected == 15_166_604
+    flat = jax.eval_shape(lambda: RelativeTransformer(28, heads, head_dim, mlp).init(
+        init_key(0), jnp.zeros((1, 233, width)), deterministic=True))
+    assert parameter_count(flat) == 28 * layer == 14_921_872
+    assert abs(expected / (28 * layer) - 1) < 0.02
+
+
+def test_hierarchical_cls_and_summary_options():
+    words, word_mask, objects, cls = hierarchical_inputs(4)
+    init_shapes = lambda model, *args: jax.eval_shape(
+        lambda: model.init(init_key(0), *args, deterministic=True))
+    learned = tiny_hierarchical(learned_cls=True, frame_summary="objects")
+    params = init_shapes(learned, words, word_mask, objects)
+    assert params["params"]["cls_token"].shape == (WIDTH,)
+    # The frame projection reads only the K object outputs.
+    assert params["params"]["frame_projection"]["kernel"].shape == (SLOTS * WIDTH, WIDTH)
+    with pytest.raises(ValueError, match="learned_cls=True"):
+        init_shapes(learned, words, word_mask, objects, cls)
+    with pytest.raises(ValueError, match="learned_cls=False"):
+        init_shapes(tiny_hierarchical(), words, word_mask, objects)
+    with pytest.raises(ValueError, match="frame_summary"):
+        init_shapes(tiny_hierarchical(frame_summary="frames"), words, word_mask, objects, cls)
+    with pytest.raises(ValueError, match="objects must be"):
+        init_shapes(tiny_hierarchical(), words, word_mask, objects[..., :3], cls)
+
+
+def test_hierarchical_trains_on_toy_regression():
+    rng = np.random.default_rng(5)
+    batch = 16
+    words = jnp.asarray(rng.normal(size=(batch, WORDS, WIDTH)), jnp.float32)
+    objects = jnp.asarray(rng.normal(size=(batch, FRAMES, SLOTS, WIDTH)), jnp.float32)
+    targets = objects[:, -1, 0, 0] - objects[:, 0, 1, 0]  # Needs two frames.
+    model = tiny_hierarchical(learned_cls=True)
+    params = jax.jit(lambda key: model.init(key, words, None, objects, deterministic=True))(
+        init_key(0))
+    readout = lambda p: model.apply(p, words, None, objects, deterministic=True)[0][:, 0]
+    loss_fn = lambda p: jnp.mean((readout(p) - targets) ** 2)
+    losses = train_losses(model, params, loss_fn, steps=40, learning_rate=1e-2)
+    assert losses[-1] < 0.1 * losses[0]
+
+
+# ------------------------------------------------------------- ResNetEntities
+
+
+def tiny_resnet(**overrides) -> ResNetEntities:
+    config = dict(output_dim=5, stage_sizes=(1, 1, 1, 1), widths=(4, 4, 8, 8), stem_width=4,
+                  num_groups=2)
+    return ResNetEntities(**{**config, **overrides})
+
+
+def test_resnet_entities_shapes_and_frame_independence():
+    rng = np.random.default_rng(6)
+    frames = jnp.asarray(rng.uniform(size=(BATCH, FRAMES, 64, 64, 3)), jnp.float32)
+    model = tiny_resnet()
+    variables = jax.jit(model.init)(init_key(0), frames)
+    assert set(variables) == {"params"}  # GroupNorm: no batch statistics to carry.
+    apply = jax.jit(model.apply)
+    entities = np.asarray(apply(variables, frames))
+    assert model.total_stride() == 16
+    assert entities.shape == (BATCH, FRAMES, 16, 5)  # 4 x 4 hyperpixels per frame.
+    changed = np.asarray(apply(variables, frames.at[1, 2].set(0.0)))
+    np.testing.assert_allclose(np.delete(changed, 2, axis=1)[1],
+                               np.delete(entities, 2, axis=1)[1], atol=1e-6)
+    np.testing.assert_allclose(changed[0], entities[0], atol=1e-6)
+    assert np.abs(changed[1, 2] - entities[1, 2]).max() > 1e-3
+    # uint8 frames are scaled to [0, 1].
+    pixels = np.asarray(rng.integers(0, 256, size=frames.shape), np.uint8)
+    np.testing.assert_allclose(apply(variables, jnp.asarray(pixels)),
+                               apply(variables, jnp.asarray(pixels / 255.0, jnp.float32)),
+                               atol=1e-5)
+    # Fewer strides: 8 x 8 = 64 entities; no norm: convolutions carry biases.
+    dense = tiny_resnet(stage_strides=(1, 1, 2, 2), num_groups=None)
+    dense_shapes = jax.eval_shape(dense.init, init_key(0), frames)
+    out_shape = jax.eval_shape(dense.apply, dense_shapes, frames).shape
+    assert out_shape == (BATCH, FRAMES, 64, 5)
+    assert "bias" in dense_shapes["params"]["stem"]
+
+
+def test_resnet_gradients_reach_every_parameter():
+    rng = np.random.default_rng(7)
+    frames = jnp.asarray(rng.uniform(size=(BATCH, 2, 32, 32, 3)), jnp.float32)
+    model = tiny_resnet()
+    params = jax.jit(model.init)(init_key(0), frames)["params"]
+    head = jnp.asarray(rng.normal(size=(5,)), jnp.float32)
+
+    def downstream_loss(p):
+        entities = model.apply({"params": p}, frames)  # [B, T, E, 5]
+        return jnp.mean(jnp.tanh(entities @ head) ** 2)
+
+    grads = jax.jit(jax.grad(downstream_loss))(params)
+    norms = {jax.tree_util.keystr(path): float(jnp.linalg.norm(g))
+             for path, g in jax.tree_util.tree_leaves_with_path(grads)}
+    assert len(norms) == len(jax.tree.leaves(params))
+    assert all(n > 0 for n in norms.values()), norms
+
+
+def test_resnet_trains_on_toy_classification():
+    rng = np.random.default_rng(8)
+    batch = 16
+    labels = rng.integers(0, 2, size=batch)
+    frames = rng.uniform(0.0, 0.3, size=(batch, 1, 32, 32, 3))
+    for i, label in enumerate(labels):  # A bright square in the left or right half.
+        col = rng.integers(0, 8) + 16 * label
+        row = rng.integers(0, 24)
+        frames[i, 0, row:row + 8, col:col + 8] = 1.0
+    frames = jnp.asarray(frames, jnp.float32)
+    model = tiny_resnet(stage_strides=(1, 2, 2, 1))
+    classifier = nn.Dense(2)
+    resnet_params = jax.jit(model.init)(init_key(0), frames)["params"]
+    features = jax.eval_shape(model.apply, {"params": resnet_params}, frames)
+    features = jnp.zeros((batch, int(np.prod(features.shape[1:]))))
+    params = {"resnet": resnet_params,
+              "classifier": classifier.init(init_key(1), features)["params"]}
+
+    def loss_fn(p):
+        entities = model.apply({"params": p["resnet"]}, frames).reshape(batch, -1)
+        logits = classifier.apply({"params": p["classifier"]}, entities)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    losses = train_losses(model, params, loss_fn, steps=30, learning_rate=3e-3)
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_resnet_rejects_bad_configuration():
+    frames = jnp.zeros((1, 1, 64, 64, 3))
+    with pytest.raises(ValueError, match="not divisible"):
+        tiny_resnet().init(init_key(0), jnp.zeros((1, 1, 40, 40, 3)))
+    with pytest.raises(ValueError, match="does not divide"):
+        tiny_resnet(num_groups=3).init(init_key(0), frames)
+    with pytest.raises(ValueError, match="same length"):
+        tiny_resnet(widths=(4, 4)).init(init_key(0), frames)
+    with pytest.raises(ValueError, match=r"\[batch, frames"):
+        tiny_resnet().init(init_key(0), frames[0])
