@@ -3,8 +3,13 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The 4 CPU devices are threads of one process; on a loaded 2-core machine a
+# thread can reach a collective much later than the others, and XLA's default
+# 40 s rendezvous timeout would abort the process ("only 3 of them arrived").
 os.environ["XLA_FLAGS"] = (
-      os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    " --xla_cpu_collective_call_terminate_timeout_seconds=1200"
+    " --xla_cpu_collective_call_warn_stuck_timeout_seconds=300"
 ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,5 +25,5 @@ def clevrer_samples_dir() -> pathlib.Path:
     """The directory of real CLEVRER question samples shipped beside the checkout."""
     path = SHARED / "data" / "clevrer_samples"
     if not path.is_dir():
-      pytest.fail(f"{path} is missing: the tests need ../shared beside the checkout.")
+        pytest.fail(f"{path} is missing: the tests need ../shared beside the checkout.")
     return path

@@ -28,4 +28,8 @@ def build(config: ml_collections.ConfigDict, *, process_index: int = 0,
         from aloe.tasks import clevrer  # pylint: disable=g-import-not-at-top
         return clevrer.ClevrerTask(config, process_index=process_index,
                                    process_count=process_count)
-    raise ValueError(f"Unknown task {config.task!r} in config.task; known: 'clevrer'.")
+    if config.task == "cater":
+        from aloe.tasks import cater  # pylint: disable=g-import-not-at-top
+        return cater.CaterTask(config, process_index=process_index,
+                               process_count=process_count)
+    raise ValueError(f"Unknown task {config.task!r} in config.task; known: 'clevrer', 'cater'.")

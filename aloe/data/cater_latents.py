@@ -1,0 +1,423 @@
+"""The CATER latent store and batch pipeline: cached MONet latents + final cells -> batches.
+
+Layout of one split (written by a latent extraction stage, or by
+`aloe.synthetic.toy_cater_latents`):
+
+    {root}/{split}_labels.json   {"<name>": {"label": 0..35, "camera": "static"|"moving"}, ...}
+    {root}/{split}/{name}.npy    float32 [frames, slots, d] (CATER: [301, 8, 36]), np.save
+
+A video's name is a relative path of `/`-separated parts made of letters,
+digits, `_`, `-` and `.` (no part starts with `.`), e.g.
+`all_actions_cameramotion/CATER_new_000123`: a folder per CATER variant keeps
+the static and moving-camera videos of the same number apart. `label` is the
+snitch's final grid cell (`aloe.cater.grid`); other keys of an entry are
+allowed and ignored. Every video of a split must have the same shape.
+
+Latents are read from disk when a batch needs them (8 files of ~350 kB per
+CATER step); opening the data checks every file's header (existence, shape,
+dtype), so a bad file is named at once, not hours into training.
+
+Training batches (`train_batch`) are a pure function of (seed, step,
+process_index): a NumPy generator seeded with (seed, step) draws the GLOBAL
+batch of `static_size` static-camera and `moving_size` moving-camera videos
+(uniformly with replacement within each camera, independently at every step),
+and each process keeps its contiguous slice of each camera's rows. Every video
+gets its own `num_frames` frames drawn uniformly without replacement and
+sorted (`clevrer_latents.sample_frames`).
+
+Evaluation batches (`eval_batches`) visit every video of the split once in
+name order, with `num_frames` frames spread evenly over the whole video, first
+and last frame included (`spanning_frames`): the answer is where the snitch is
+at the end, so the last frames must be seen. Each process takes a contiguous
+share of the videos, and every process yields the same number of batches, the
+last ones padded with rows whose `valid` is False.
+
+Batch layout (B = this process's rows, T = num_frames, K slots, d latent size):
+
+    latents f32[B,T,K,d], label i32[B] (-1 in padding rows), moving bool[B]
+
+Evaluation batches add `valid` bool[B] and host-only `meta`: `{'name': uint8
+[B, MAX_NAME_BYTES]}`, the zero-padded UTF-8 names (`decode_names`), numbers so
+that every process's rows can be gathered like any other array.
+"""
+
+import dataclasses
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from aloe.cater import grid
+from aloe.data import latents as latents_lib
+from aloe.data.clevrer_latents import process_rows, sample_frames
+
+CAMERAS = ("static", "moving")
+LATENT_SUFFIX = ".npy"
+LABELS_SUFFIX = "_labels.json"
+MAX_NAME_BYTES = 128
+_NAME_PART = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+
+
+def labels_path(root: str | os.PathLike, split: str) -> str:
+    """The labels file of a split, `{root}/{split}_labels.json`."""
+    return os.path.join(os.fspath(root), f"{split}{LABELS_SUFFIX}")
+
+
+def check_name(name: Any, source: str) -> str:
+    """Returns `name` if it is a valid video name, else raises a ValueError naming `source`."""
+    if not isinstance(name, str) or not all(_NAME_PART.fullmatch(p) for p in name.split("/")):
+        raise ValueError(f"{source}: video name {name!r} is not a relative path of parts made "
+                         f"of letters, digits, '_', '-' and '.' (not starting with '.').")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ValueError(f"{source}: video name {name!r} is longer than {MAX_NAME_BYTES} bytes.")
+    return name
+
+
+def spanning_frames(total_frames: int, num_frames: int) -> np.ndarray:
+    """int64 `[num_frames]`: evenly spread over `0..total_frames-1`, both ends included."""
+    if not 1 <= num_frames <= total_frames:
+        raise ValueError(f"num_frames must lie in 1..{total_frames}, got {num_frames}.")
+    if num_frames == 1:
+        return np.asarray([total_frames - 1], np.int64)
+    return np.round(np.linspace(0, total_frames - 1, num_frames)).astype(np.int64)
+
+
+def encode_names(names: Sequence[str]) -> np.ndarray:
+    """uint8 `[N, MAX_NAME_BYTES]`: UTF-8 names (valid ones, see `check_name`), zero-padded."""
+    codes = np.zeros((len(names), MAX_NAME_BYTES), np.uint8)
+    for row, name in enumerate(names):
+        raw = name.encode("utf-8")
+        codes[row, :len(raw)] = np.frombuffer(raw, np.uint8)
+    return codes
+
+
+def decode_names(codes: np.ndarray) -> list[str]:
+    """The names of `encode_names` codes `[N, MAX_NAME_BYTES]`."""
+    return [bytes(row).rstrip(b"\0").decode("utf-8") for row in np.asarray(codes, np.uint8)]
+
+
+@dataclasses.dataclass(frozen=True)
+class CaterLabels:
+    """The labels of one split, rows sorted by name.
+
+    Attributes:
+      names: the video names, sorted.
+      label: int32 `[N]` final grid cells.
+      moving: bool `[N]` moving camera (else static).
+    """
+    names: list[str]
+    label: np.ndarray
+    moving: np.ndarray
+
+
+def parse_labels(entries: Any, source: str) -> CaterLabels:
+    """Validates a labels mapping (the JSON content); errors name `source` and the video."""
+    if not isinstance(entries, Mapping) or not entries:
+        raise ValueError(f"{source}: expected a non-empty JSON object mapping video names to "
+                         f"{{'label': int, 'camera': 'static'|'moving'}}.")
+    names = sorted(entries)
+    label = np.empty(len(names), np.int32)
+    moving = np.empty(len(names), bool)
+    for row, name in enumerate(names):
+        check_name(name, source)
+        entry = entries[name]
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{source}: video {name!r}: expected an object with fields 'label' "
+                             f"and 'camera', got {entry!r}.")
+        value = entry.get("label")
+        if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                or not 0 <= value < grid.NUM_CELLS):
+            raise ValueError(f"{source}: video {name!r}: field 'label' must be an integer in "
+                             f"0..{grid.NUM_CELLS - 1}, got {value!r}.")
+        camera = entry.get("camera")
+        if camera not in CAMERAS:
+            raise ValueError(f"{source}: video {name!r}: field 'camera' must be one of "
+                             f"{CAMERAS}, got {camera!r}.")
+        label[row], moving[row] = int(value), camera == "moving"
+    return CaterLabels(names, label, moving)
+
+
+def read_labels(path: str | os.PathLike) -> CaterLabels:
+    """Reads and validates a `{split}_labels.json` file (errors name the file)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: labels file does not exist.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            entries = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}).") from None
+    return parse_labels(entries, path)
+
+
+def write_labels(root: str | os.PathLike, split: str,
+                 entries: Mapping[str, Mapping[str, Any]]) -> str:
+    """Validates and writes `{root}/{split}_labels.json` atomically; returns its path."""
+    path = labels_path(root, split)
+    parse_labels(entries, path)
+    content = {name: dict(entries[name]) for name in sorted(entries)}
+    _write_atomically(path, json.dumps(content, indent=1).encode("utf-8"))
+    return path
+
+
+def _write_atomically(path: str, content: bytes) -> None:
+    """Writes `content` to a temporary file beside `path`, then renames it over `path`."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                         dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+class CaterLatentStore(latents_lib.LatentStore):
+    """Per-video latent arrays of one split, `{root}/{split}/{name}.npy`.
+
+    Reading and validation are `LatentStore`'s; videos are named by strings
+    (`check_name`) instead of scene indices.
+    """
+
+    def path(self, name: str) -> str:
+        """The file of one video, `{root}/{split}/{name}.npy`."""
+        check_name(name, self.directory)
+        return os.path.join(self.directory, *name.split("/")) + LATENT_SUFFIX
+
+    def _existing_path(self, name: str) -> str:
+        path = self.path(name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: latent file of video {name!r} (split "
+                                    f"{self.split!r}) does not exist.")
+        return path
+
+    def scenes(self) -> list[str]:
+        """The sorted names of the videos that have a file (temporary files are skipped)."""
+        found = []
+        for folder, _, files in os.walk(self.directory):
+            for file in files:
+                if file.endswith(LATENT_SUFFIX) and not file.startswith("."):
+                    relative = os.path.relpath(os.path.join(folder, file), self.directory)
+                    found.append(relative[:-len(LATENT_SUFFIX)].replace(os.sep, "/"))
+        return sorted(found)
+
+    def load_all(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """Reads many videos into one array, float32 `[videos, frames, slots, d]`.
+
+        Args:
+          names: which videos, in the order of the result's rows; default `scenes()`.
+
+        Raises:
+          FileNotFoundError / ValueError: as `read`, or a file whose shape differs
+            from the first one's (the message names it).
+        """
+        names = self.scenes() if names is None else list(names)
+        if not names:
+            raise ValueError(f"{self.directory}: no videos to load.")
+        arrays = [self.read(name) for name in names]
+        for name, array in zip(names, arrays):
+            if array.shape != arrays[0].shape:
+                raise ValueError(f"{self.path(name)}: latent array has shape {array.shape}, "
+                                 f"but {self.path(names[0])} has {arrays[0].shape}.")
+        return np.stack(arrays)
+
+    def read(self, name: str) -> np.ndarray:
+        """Reads one video's array, float32 `[frames, slots, d]`.
+
+        Raises:
+          FileNotFoundError: the video has no file (the message names it).
+          ValueError: naming the file, when it is unreadable or its array has the
+            wrong shape, dtype or non-finite values.
+        """
+        self._existing_path(name)
+        return super().read(name)
+
+    def read_shape(self, name: str) -> tuple[int, ...]:
+        """The array shape in a video's file header, checking its dtype (data not read).
+
+        Raises:
+          FileNotFoundError / ValueError: as `read`, except for non-finite values.
+        """
+        path = self._existing_path(name)
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, EOFError, ValueError) as err:
+            raise ValueError(f"{path}: cannot read the latent array ({err}).") from None
+        if not isinstance(array, np.ndarray):
+            array.close()
+            raise ValueError(f"{path}: expected a .npy array, found an archive.")
+        shape, dtype = tuple(array.shape), array.dtype
+        del array
+        if self.expected_shape is not None and shape != self.expected_shape:
+            raise ValueError(f"{path}: latent array has shape {shape}, expected "
+                             f"{self.expected_shape}.")
+        if dtype != self.dtype:
+            raise ValueError(f"{path}: latent array has dtype {dtype}, expected {self.dtype}.")
+        return shape
+
+    def write(self, name: str, array: np.ndarray) -> None:
+        """Writes one video's array atomically (temporary file, then rename).
+
+        Raises:
+          ValueError: the array has the wrong shape or dtype, or non-finite values.
+        """
+        path = self.path(name)
+        array = np.asarray(array)
+        self._check(array, path)
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        _write_atomically(path, buffer.getvalue())
+
+
+class CaterLatentData:
+    """Batches of one split of a CATER latent store (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike, split: str, *, num_frames: int = 80,
+                 num_slots: int | None = None, latent_dim: int | None = None, seed: int = 0,
+                 process_index: int = 0, process_count: int = 1):
+        """Reads the split's labels and checks the header of every latent file.
+
+        Args:
+          root: the store's root folder.
+          split: e.g. "train" or "valid".
+          num_frames: frames per example T.
+          num_slots, latent_dim: the required K and d (None: any, equal in all files).
+          seed: seeds the training batches.
+          process_index, process_count: this process and how many there are.
+
+        Raises:
+          FileNotFoundError / ValueError: a missing or malformed labels file or
+            latent file (named), files of different shapes, fewer frames than
+            `num_frames`, or inconsistent arguments.
+        """
+        if not 0 <= process_index < process_count:
+            raise ValueError(f"process_index {process_index} is outside 0..{process_count - 1}.")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}.")
+        self.root, self.split, self.num_frames = os.fspath(root), split, num_frames
+        self.seed, self.process_index, self.process_count = seed, process_index, process_count
+        self.labels_file = labels_path(root, split)
+        self.labels = read_labels(self.labels_file)
+        self.store = CaterLatentStore(root, split)
+        first = self.labels.names[0]
+        shape = self.store.read_shape(first)
+        if len(shape) != 3:
+            raise ValueError(f"{self.store.path(first)}: latents must be [frames, slots, d], "
+                             f"got shape {shape}.")
+        for size, wanted, field in ((shape[1], num_slots, "slots"), (shape[2], latent_dim, "d")):
+            if wanted is not None and size != wanted:
+                raise ValueError(f"{self.store.path(first)}: latent array has {size} {field} "
+                                 f"(shape {shape}), expected {wanted}.")
+        if shape[0] < num_frames:
+            raise ValueError(f"{self.store.path(first)}: {shape[0]} frames, fewer than "
+                             f"num_frames = {num_frames}.")
+        self.store.expected_shape = shape
+        for name in self.labels.names[1:]:
+            self.store.read_shape(name)
+        self._static = np.flatnonzero(~self.labels.moving)
+        self._moving = np.flatnonzero(self.labels.moving)
+
+    @property
+    def total_frames(self) -> int:
+        """Frames per video in the store (301 for CATER)."""
+        return self.store.expected_shape[0]
+
+    def __len__(self) -> int:
+        return len(self.labels.names)
+
+    def _local(self, global_size: int, name: str) -> slice:
+        if global_size < 0 or global_size % self.process_count:
+            raise ValueError(f"{name} = {global_size} must be a non-negative multiple of "
+                             f"process_count = {self.process_count}.")
+        local = global_size // self.process_count
+        return slice(self.process_index * local, (self.process_index + 1) * local)
+
+    def _examples(self, rows: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """The batch of video rows `[B]` with frames `[B, T]` (or `[T]` for all)."""
+        frames = np.broadcast_to(frames, (len(rows), self.num_frames))
+        shape = (len(rows), self.num_frames) + self.store.expected_shape[1:]
+        latents = np.empty(shape, np.float32)
+        for i, (row, picked) in enumerate(zip(rows, frames)):
+            latents[i] = self.store.read(self.labels.names[row])[picked]
+        return {"latents": latents, "label": self.labels.label[rows],
+                "moving": self.labels.moving[rows]}
+
+    def train_batch(self, step: int, static_size: int, moving_size: int) -> dict[str, np.ndarray]:
+        """This process's rows of the global training batch of `step`.
+
+        Args:
+          step: the training step (>= 0); with the seed it fixes the batch.
+          static_size: global static-camera rows, a multiple of process_count.
+          moving_size: global moving-camera rows, a multiple of process_count.
+
+        Returns:
+          The batch layout of the module docstring: this process's static rows,
+          then its moving rows.
+
+        Raises:
+          ValueError: sizes not divisible by process_count, or a requested camera
+            the split has no videos of.
+        """
+        step = int(step)
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}.")
+        static_local = self._local(static_size, "static_size")
+        moving_local = self._local(moving_size, "moving_size")
+        for size, pool, camera in ((static_size, self._static, "static"),
+                                   (moving_size, self._moving, "moving")):
+            if size and not len(pool):
+                raise ValueError(f"{self.labels_file}: no {camera}-camera videos to train on.")
+        rng = np.random.default_rng([self.seed, step])
+        static_rows = self._static[rng.integers(0, max(1, len(self._static)), static_size)]
+        moving_rows = self._moving[rng.integers(0, max(1, len(self._moving)), moving_size)]
+        frames = sample_frames(rng, static_size + moving_size, self.total_frames,
+                               self.num_frames)
+        static_frames, moving_frames = frames[:static_size], frames[static_size:]
+        rows = np.concatenate([static_rows[static_local], moving_rows[moving_local]])
+        frames = np.concatenate([static_frames[static_local], moving_frames[moving_local]])
+        return self._examples(rows, frames)
+
+    def num_eval_batches(self, batch_size: int) -> int:
+        """How many batches `eval_batches(batch_size)` yields on every process."""
+        self._local(batch_size, "batch_size")
+        local = batch_size // self.process_count
+        if local == 0:
+            raise ValueError("batch_size must be positive.")
+        return math.ceil(math.ceil(len(self) / self.process_count) / local)
+
+    def eval_batches(self, batch_size: int) -> Iterator[dict[str, Any]]:
+        """Every video of the split once, in batches padded to a fixed size.
+
+        Args:
+          batch_size: global rows per batch, a multiple of process_count.
+
+        Yields:
+          The batch layout plus `valid` bool `[B]` (False for padding rows: zero
+          latents, label -1) and `meta` `{'name': uint8 [B, MAX_NAME_BYTES]}`.
+        """
+        num_batches = self.num_eval_batches(batch_size)
+        local = batch_size // self.process_count
+        frames = spanning_frames(self.total_frames, self.num_frames)
+        share = process_rows(len(self), self.process_index, self.process_count)
+        for batch in range(num_batches):
+            rows = share[batch * local:(batch + 1) * local]
+            examples = self._examples(rows, frames)
+            padding = local - len(rows)
+            padded = {key: np.concatenate([value, np.full((padding,) + value.shape[1:],
+                                                          -1 if key == "label" else 0,
+                                                          value.dtype)])
+                      for key, value in examples.items()}
+            padded["valid"] = np.arange(local) < len(rows)
+            names = encode_names([self.labels.names[row] for row in rows])
+            padded["meta"] = {"name": np.concatenate(
+                [names, np.zeros((padding, MAX_NAME_BYTES), np.uint8)])}
+            yield padded
