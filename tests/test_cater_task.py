@@ -76,6 +76,29 @@ def test_loss_is_cross_entropy_plus_weighted_expected_l1(small_root):
     assert float(metrics["l1"]) == pytest.approx(grid.l1_distance(logits, labels))
 
 
+def test_auxiliary_loss_adds_a_masked_unsupervised_sub_batch(small_root):
+    base = {"train.permute_slots": False, "train.l1_loss_weight": 1.0}
+    plain = cater_task.CaterTask(make_config(small_root, **base))
+    task = cater_task.CaterTask(make_config(small_root, **base, **{
+        "auxiliary.weight": 2.0, "auxiliary.batch": 4, "data.labeled_fraction": 0.5}))
+    params = task.init_params(jax.random.key(0))
+    assert {"mask_embedding", "latent_prediction"} <= set(params)
+    batch = task.train_batch(3)
+    assert batch["auxiliary"]["latents"].shape == (4, 6, 8, 16)
+    # Labelled videos only in the supervised rows; half of each camera's videos.
+    data = task.data("train")
+    assert data.labeled.sum() == len(data.labeled) // 2
+    loss, metrics = jax.jit(task.loss)(params, batch, jax.random.key(1))
+    # The supervised part is the plain task's loss on the same parameters.
+    shared = {k: v for k, v in params.items() if k not in ("mask_embedding", "latent_prediction")}
+    plain_batch = {k: v for k, v in batch.items() if k != "auxiliary"}
+    plain_loss, _ = jax.jit(plain.loss)(shared, plain_batch, jax.random.key(1))
+    assert float(metrics["auxiliary_loss"]) > 0
+    assert float(loss) == pytest.approx(float(plain_loss) + 2.0 * float(metrics["auxiliary_loss"]),
+                                        rel=1e-4)
+    assert float(metrics["mean_latent_error"]) > 0
+
+
 def test_slot_permutation_only_when_configured(small_root):
     losses = {}
     for permute in (False, True):

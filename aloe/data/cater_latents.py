@@ -283,6 +283,7 @@ class CaterLatentData:
 
     def __init__(self, root: str | os.PathLike, split: str, *, num_frames: int = 80,
                  num_slots: int | None = None, latent_dim: int | None = None, seed: int = 0,
+                 labeled_fraction: float = 1.0, labeled_seed: int = 0,
                  process_index: int = 0, process_count: int = 1):
         """Reads the split's labels and checks the header of every latent file.
 
@@ -292,6 +293,9 @@ class CaterLatentData:
           num_frames: frames per example T.
           num_slots, latent_dim: the required K and d (None: any, equal in all files).
           seed: seeds the training batches.
+          labeled_fraction: the share of videos whose labels train (in (0, 1]);
+            the others serve only the unsupervised sub-batch.
+          labeled_seed: selects the labelled videos (`latents.labeled_subset`).
           process_index, process_count: this process and how many there are.
 
         Raises:
@@ -323,8 +327,10 @@ class CaterLatentData:
         self.store.expected_shape = shape
         for name in self.labels.names[1:]:
             self.store.read_shape(name)
-        self._static = np.flatnonzero(~self.labels.moving)
-        self._moving = np.flatnonzero(self.labels.moving)
+        self.labeled = latents_lib.labeled_subset(self.labels.names, labeled_fraction,
+                                                  labeled_seed)
+        self._static = np.flatnonzero(~self.labels.moving & self.labeled)
+        self._moving = np.flatnonzero(self.labels.moving & self.labeled)
 
     @property
     def total_frames(self) -> int:
@@ -351,17 +357,21 @@ class CaterLatentData:
         return {"latents": latents, "label": self.labels.label[rows],
                 "moving": self.labels.moving[rows]}
 
-    def train_batch(self, step: int, static_size: int, moving_size: int) -> dict[str, np.ndarray]:
+    def train_batch(self, step: int, static_size: int, moving_size: int,
+                    auxiliary_size: int = 0) -> dict[str, Any]:
         """This process's rows of the global training batch of `step`.
 
         Args:
           step: the training step (>= 0); with the seed it fixes the batch.
           static_size: global static-camera rows, a multiple of process_count.
           moving_size: global moving-camera rows, a multiple of process_count.
+          auxiliary_size: global rows of the unsupervised sub-batch (0 = none),
+            drawn from all videos of both cameras, labelled or not.
 
         Returns:
           The batch layout of the module docstring: this process's static rows,
-          then its moving rows.
+          then its moving rows; plus `'auxiliary': {'latents': [A, T, K, d]}`
+          when `auxiliary_size` > 0.
 
         Raises:
           ValueError: sizes not divisible by process_count, or a requested camera
@@ -384,7 +394,14 @@ class CaterLatentData:
         static_frames, moving_frames = frames[:static_size], frames[static_size:]
         rows = np.concatenate([static_rows[static_local], moving_rows[moving_local]])
         frames = np.concatenate([static_frames[static_local], moving_frames[moving_local]])
-        return self._examples(rows, frames)
+        batch = self._examples(rows, frames)
+        if auxiliary_size:
+            aux_local = self._local(auxiliary_size, "auxiliary_size")
+            aux_rows = rng.integers(0, len(self.labels.names), auxiliary_size)
+            aux_frames = sample_frames(rng, auxiliary_size, self.total_frames, self.num_frames)
+            batch["auxiliary"] = {
+                "latents": self._examples(aux_rows[aux_local], aux_frames[aux_local])["latents"]}
+        return batch
 
     def num_eval_batches(self, batch_size: int) -> int:
         """How many batches `eval_batches(batch_size)` yields on every process."""

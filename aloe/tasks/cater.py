@@ -26,6 +26,7 @@ from aloe import augment
 from aloe.cater import grid
 from aloe.data import cater_latents
 from aloe.models import aloe as aloe_model
+from aloe.tasks import auxiliary
 
 PyTree = Any
 TOP_K = 5  # Predictions kept per video in the predictions file.
@@ -49,7 +50,9 @@ class CaterTask:
             raise FileNotFoundError(f"config.data.root = {root!r} is not a directory.")
         self.config = config
         self.process_index, self.process_count = process_index, process_count
-        self.model = aloe_model.ALOECater(num_classes=grid.NUM_CELLS, **config.model)
+        self.auxiliary = auxiliary.enabled(config)
+        self.model = aloe_model.ALOECater(num_classes=grid.NUM_CELLS, auxiliary=self.auxiliary,
+                                          **config.model)
         self._splits: dict[str, cater_latents.CaterLatentData] = {}
 
     def data(self, split: str) -> cater_latents.CaterLatentData:
@@ -59,6 +62,7 @@ class CaterTask:
             self._splits[split] = cater_latents.CaterLatentData(
                 d.root, split, num_frames=d.num_frames, num_slots=d.num_slots,
                 latent_dim=self.config.model.latent_dim, seed=self.config.seed,
+                labeled_fraction=d.labeled_fraction, labeled_seed=d.labeled_seed,
                 process_index=self.process_index, process_count=self.process_count)
         return self._splits[split]
 
@@ -73,8 +77,9 @@ class CaterTask:
     def train_batch(self, step: int) -> dict[str, np.ndarray]:
         """This process's rows of step `step`'s batch (static rows, then moving rows)."""
         t = self.config.train
+        aux_size = self.config.auxiliary.batch if self.auxiliary else 0
         return self.data(self.config.data.train_split).train_batch(
-            step, t.static_batch, t.moving_batch)
+            step, t.static_batch, t.moving_batch, aux_size)
 
     def loss(self, params: PyTree, batch: dict[str, Any],
              rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -88,12 +93,25 @@ class CaterTask:
         Returns:
           (cross-entropy + l1_loss_weight * expected L1, metrics), batch means.
         """
-        permute, dropout = jax.random.split(rng)
+        permute, dropout, permute_aux, mask_rng = jax.random.split(rng, 4)
         latents = batch["latents"]
         if self.config.train.permute_slots:
             latents = augment.permute_slots(permute, latents)
-        logits = self.model.apply({"params": params}, latents, deterministic=False,
-                                  rngs={"dropout": dropout})
+        if self.auxiliary:
+            # One pass: the supervised rows fully visible, then the masked unsupervised rows.
+            aux_latents = batch["auxiliary"]["latents"]
+            if self.config.train.permute_slots:
+                aux_latents = augment.permute_slots(permute_aux, aux_latents)
+            masks = auxiliary.draw_masks(self.config, mask_rng, aux_latents.shape)
+            visible = jnp.concatenate([jnp.ones(latents.shape[:3], bool), masks.m])
+            all_logits, predicted_latents = self.model.apply(
+                {"params": params}, jnp.concatenate([latents, aux_latents]), visible,
+                deterministic=False, rngs={"dropout": dropout},
+                method=aloe_model.ALOECater.logits_and_latents)
+            logits = all_logits[:latents.shape[0]]
+        else:
+            logits = self.model.apply({"params": params}, latents, deterministic=False,
+                                      rngs={"dropout": dropout})
         labels = batch["label"]
         cross_entropy = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
         expected_l1 = grid.expected_l1_loss(logits, labels).mean()
@@ -105,7 +123,13 @@ class CaterTask:
             "top1": (predicted == labels).mean(),
             "l1": distances.mean(),
         }
-        return cross_entropy + self.config.train.l1_loss_weight * expected_l1, metrics
+        loss = cross_entropy + self.config.train.l1_loss_weight * expected_l1
+        if self.auxiliary:
+            weighted, aux_metrics = auxiliary.loss_and_metrics(
+                self.config, predicted_latents[latents.shape[0]:], aux_latents, masks.tau)
+            loss += weighted
+            metrics.update(aux_metrics)
+        return loss, metrics
 
     # Evaluation.
 
