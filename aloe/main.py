@@ -7,11 +7,14 @@ r"""Command-line entry point.
 Config fields can be overridden on the command line (`--config.train.steps=100`);
 a misspelt field is an error. `--mode=train` trains (resuming from the latest
 checkpoint in the workdir) and then evaluates the final parameters when
-`config.eval.after_training` is set; `--mode=eval` evaluates a checkpoint.
+`config.eval.after_training` is set; `--mode=eval` evaluates a checkpoint;
+`--mode=extract` (MONet configs) writes the latents of every video with the
+workdir's MONet (`aloe/extract.py`).
 
-Multi-host: pass `--distributed` (TPU pods and SLURM clusters are detected
-automatically) or the explicit `--coordinator_address`, `--num_processes`,
-`--process_id`; every process runs the same command.
+Multi-host: every process runs the same command with `--distributed` (Cloud TPU
+VMs, SLURM and Open MPI are detected automatically) or with the explicit
+`--coordinator_address`, `--num_processes`, `--process_id`. The launchers in
+`launch/` (local processes, TPU pods, SLURM) do this; see `launch/README.md`.
 """
 
 import os
@@ -24,26 +27,44 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, logs and results go here.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "What to run.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "extract"], "What to run.")
 _STEP = flags.DEFINE_integer("step", None, "With --mode=eval: the checkpoint step (default latest).")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() (cluster auto-detection).")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
+    "distributed", False,
+    "Start the multi-process runtime (jax.distributed.initialize). Alone, the cluster is "
+    "detected (Cloud TPU VMs, SLURM, Open MPI); on other machines also give "
+    "--coordinator_address, --num_processes and --process_id.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (implies --distributed).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _start_jax():
-    """Starts the multi-process runtime (before any other JAX call) and logs the topology."""
+    """Starts the multi-process runtime (before any other JAX call) and logs the topology.
+
+    On CPU, cross-process collectives use JAX's default implementation, gloo over
+    TCP (`jax_cpu_collectives_implementation`; set JAX_CPU_COLLECTIVES_IMPLEMENTATION
+    to choose another).
+    """
     import jax  # pylint: disable=g-import-not-at-top
-    if _COORDINATOR.value or _DISTRIBUTED.value:
+    explicit = {"--coordinator_address": _COORDINATOR.value,
+                "--num_processes": _NUM_PROCESSES.value, "--process_id": _PROCESS_ID.value}
+    if not (_DISTRIBUTED.value or _COORDINATOR.value):
+        given = [name for name, value in explicit.items() if value is not None]
+        if given:
+            raise app.UsageError(f"{', '.join(given)} given without --distributed or "
+                                 f"--coordinator_address; this would run a single process.")
+    else:
+        given = [f"{name}={value}" for name, value in explicit.items() if value is not None]
+        logging.info("Starting jax.distributed (%s).", ", ".join(given) or "cluster auto-detection")
         jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                    num_processes=_NUM_PROCESSES.value,
                                    process_id=_PROCESS_ID.value)
-    logging.info("JAX process %d of %d; %d local devices of %d: %s", jax.process_index(),
-                 jax.process_count(), jax.local_device_count(), jax.device_count(),
-                 jax.local_devices())
+    logging.info("JAX process %d of %d on %s: %d local devices %s; %d devices in all.",
+                 jax.process_index(), jax.process_count(), jax.default_backend(),
+                 jax.local_device_count(), jax.local_devices(), jax.device_count())
     return jax
 
 
@@ -74,8 +95,12 @@ def main(argv):
         state = train.train(config, workdir)
         if config.eval.after_training and int(state.step) == config.train.steps:
             evaluate.evaluate(config, workdir, params=state.params, step=int(state.step))
-    else:
+    elif _MODE.value == "eval":
         evaluate.evaluate(config, workdir, step=_STEP.value)
+    else:
+        from aloe import extract  # pylint: disable=g-import-not-at-top
+        written = extract.extract(config, workdir)
+        logging.info("Extraction wrote %s new latent files.", written)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ them into global arrays split along that axis, one contiguous block per device.
 
 from collections.abc import Callable
 from typing import Any
+import zlib
 
 import jax
 from jax.experimental import multihost_utils
@@ -98,10 +99,59 @@ def to_host(tree: PyTree, mesh: jax.sharding.Mesh, spec: Any = SHARDED) -> PyTre
 
 
 def gather_from_processes(tree: PyTree) -> PyTree:
-    """Concatenates every process's NumPy rows (in process order) on every process."""
+    """Concatenates every process's NumPy rows (in process order) on every process.
+
+    Processes may hold different numbers of rows (an evaluation keeps only its
+    valid rows), but every leaf must have the same dtype and trailing shape on
+    every process. The rows travel as raw bytes, so dtypes (int64, float64,
+    bool) come back unchanged whatever JAX's x64 setting.
+
+    Args:
+      tree: a pytree of arrays `[rows_p, ...]` on process p.
+
+    Returns:
+      The same pytree of NumPy arrays `[sum_p rows_p, ...]`, on every process.
+
+    Raises:
+      ValueError: a leaf without a leading axis, or leaves whose dtype or
+        trailing shape differ between processes.
+    """
     if jax.process_count() == 1:
         return tree
-    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+    leaves, treedef = jax.tree.flatten(tree)
+    leaves = [np.ascontiguousarray(x) for x in leaves]
+    for i, leaf in enumerate(leaves):
+        if leaf.ndim == 0:
+            raise ValueError(f"gather_from_processes: leaf {i} is a scalar; every leaf needs "
+                             f"a leading rows axis.")
+    row_bytes = [leaf.itemsize * int(np.prod(leaf.shape[1:], dtype=np.int64)) for leaf in leaves]
+    layout = repr([(leaf.dtype.str, leaf.shape[1:]) for leaf in leaves])
+    layout_hash = zlib.crc32(layout.encode()) & 0x7FFFFFFF
+    header = np.asarray([layout_hash, sum(leaf.nbytes for leaf in leaves)]
+                        + [leaf.shape[0] for leaf in leaves], dtype=np.int64)
+    if np.any(header >= 2**31):  # The header travels as int32, JAX's default integer.
+        raise ValueError("gather_from_processes: 2**31 bytes or rows or more per process.")
+    # [processes, 2 + leaves]: layout hash, payload bytes, rows of every leaf.
+    headers = np.asarray(multihost_utils.process_allgather(header.astype(np.int32)), np.int64)
+    if np.any(headers[:, 0] != layout_hash):
+        raise ValueError(
+            "gather_from_processes: the leaves' dtypes or trailing shapes differ between "
+            f"processes; this process has {layout}.")
+    payload = np.zeros(max(1, int(headers[:, 1].max())), np.uint8)
+    offset = 0
+    for leaf in leaves:
+        payload[offset:offset + leaf.nbytes] = leaf.reshape(-1).view(np.uint8)
+        offset += leaf.nbytes
+    payloads = np.asarray(multihost_utils.process_allgather(payload))  # [processes, bytes]
+    parts: list[list[np.ndarray]] = [[] for _ in leaves]
+    for process, counts in enumerate(headers[:, 2:]):
+        offset = 0
+        for i, (leaf, count) in enumerate(zip(leaves, counts)):
+            size = int(count) * row_bytes[i]
+            data = payloads[process, offset:offset + size].view(leaf.dtype)
+            parts[i].append(data.reshape((int(count),) + leaf.shape[1:]))
+            offset += size
+    return jax.tree.unflatten(treedef, [np.concatenate(p) for p in parts])
 
 
 def any_process(flag: bool) -> bool:

@@ -32,4 +32,9 @@ def build(config: ml_collections.ConfigDict, *, process_index: int = 0,
         from aloe.tasks import cater  # pylint: disable=g-import-not-at-top
         return cater.CaterTask(config, process_index=process_index,
                                process_count=process_count)
-    raise ValueError(f"Unknown task {config.task!r} in config.task; known: 'clevrer', 'cater'.")
+    if config.task == "monet":
+        from aloe.tasks import monet  # pylint: disable=g-import-not-at-top
+        return monet.MonetTask(config, process_index=process_index,
+                               process_count=process_count)
+    raise ValueError(f"Unknown task {config.task!r} in config.task; known: 'clevrer', 'cater', "
+                     f"'monet'.")

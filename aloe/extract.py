@@ -1,0 +1,156 @@
+"""`--mode=extract`: MONet latents of every frame of every video, into a latent store.
+
+Runs the frozen MONet of a workdir (its latest checkpoint) over every frame of
+every video of the configured splits and writes what ALOE trains on:
+
+- CLEVRER (`data.dataset` 'clevrer'): the release layout of `aloe.data.latents`,
+  `{out}/{split}/{scene_index}.npz` float32 `[frames, K, d]`, plus the question
+  files copied from `extract.questions_dir` (`train.json` for the train split,
+  `validation.json` -> `valid.json`, ...);
+- CATER ('cater/...'): `aloe.data.cater_latents`, `{out}/{split}/{variant}/{name}.npy`
+  and `{out}/{split}_labels.json` for every variant of `extract.datasets`.
+
+Each process encodes its own share of the videos (`tfds.split_for_jax_process`)
+on its local devices, the frames of a video split over them; the latents do not
+depend on the number of devices. A video whose file already exists is skipped,
+and files are written atomically, so an interrupted extraction resumes where it
+stopped. A progress bar counts videos.
+"""
+
+import json
+import os
+import shutil
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+import tqdm
+from absl import logging
+
+from aloe import evaluate
+from aloe import parallel
+from aloe import tasks
+from aloe.data import cater_latents
+from aloe.data import latents as latents_lib
+from aloe.data import pipeline
+from aloe.models import monet as monet_lib
+from aloe.tasks import monet as monet_task
+
+
+def _split_pairs(text: str) -> list[tuple[str, str]]:
+    """'train:train,validation:valid' -> [('train', 'train'), ('validation', 'valid')]."""
+    pairs = [item.split(":") for item in text.split(",") if item.strip()]
+    if not pairs or any(len(p) != 2 or not all(p) for p in pairs):
+        raise ValueError(f"config.extract.splits = {text!r}: expected 'tfds_split:store_split,"
+                         f"...', e.g. 'train:train,validation:valid'.")
+    return [(a.strip(), b.strip()) for a, b in pairs]
+
+
+def make_encoder(model: monet_lib.MONet, mesh: jax.sharding.Mesh):
+    """`(params, frames [N, H, W, 3]) -> mu [N, K, d]`, N a multiple of the mesh size."""
+    encode = lambda params, frames: model.apply({"params": params}, frames,
+                                                method=monet_lib.MONet.encode)[0]
+    return parallel.data_parallel(encode, mesh, in_specs=(parallel.REPLICATED, parallel.SHARDED),
+                                  out_specs=parallel.SHARDED)
+
+
+def encode_video(encoder, params: Any, video: np.ndarray, batch_size: int,
+                 num_devices: int) -> np.ndarray:
+    """float32 `[T, K, d]` latent means of a video's frames `[T, H, W, 3]`."""
+    chunk = max(num_devices, batch_size // num_devices * num_devices)
+    outputs = []
+    for start in range(0, len(video), chunk):
+        frames = video[start:start + chunk]
+        padded = np.pad(frames, ((0, chunk - len(frames)),) + ((0, 0),) * 3)
+        outputs.append(np.asarray(encoder(params, padded))[:len(frames)])
+    return np.concatenate(outputs).astype(np.float32)
+
+
+def extract(config: ml_collections.ConfigDict, workdir: str) -> dict[str, int]:
+    """Writes the latent store `config.extract.out`; returns videos written per split."""
+    ex = config.extract
+    if not ex.out:
+        raise ValueError("config.extract.out is empty: set it to the latent store root to write.")
+    mesh = parallel.make_mesh(jax.local_devices())
+    task = tasks.build(config, process_index=jax.process_index(),
+                       process_count=jax.process_count())
+    params, step = evaluate.restore_params(config, workdir, task,
+                                           parallel.make_mesh(), None)
+    params = jax.device_put(jax.device_get(params), jax.sharding.NamedSharding(
+        mesh, parallel.REPLICATED))
+    logging.info("Extracting latents with MONet step %d into %s", step, ex.out)
+    encoder = make_encoder(task.model, mesh)
+    datasets = [config.data.dataset]
+    if "datasets" in ex:
+        datasets = [name.strip() for name in ex.datasets.split(",") if name.strip()]
+    written: dict[str, int] = {}
+    for tfds_split, store_split in _split_pairs(ex.splits):
+        labels: dict[str, dict[str, Any]] = {}
+        for name in datasets:
+            builder = monet_task.open_builder(ml_collections.ConfigDict(
+                {"dataset": name, "data_dir": config.data.data_dir}))
+            count = _extract_split(builder, name, tfds_split, store_split, ex, encoder, params,
+                                   mesh.size)
+            written[store_split] = written.get(store_split, 0) + count
+            if "video_name" in builder.info.features and jax.process_index() == 0:
+                labels.update(_cater_labels(builder, name, tfds_split))
+        if labels:
+            cater_latents.write_labels(ex.out, store_split, labels)
+        _copy_questions(ex, tfds_split, store_split)
+    return written
+
+
+def _cater_key(dataset: str, video_name: bytes) -> str:
+    """'cater/all_actions', b'CATER_new_000001.avi' -> 'all_actions/CATER_new_000001'."""
+    return f"{dataset.split('/')[-1]}/{os.path.splitext(video_name.decode())[0]}"
+
+
+def _cater_labels(builder, dataset: str, split: str) -> dict[str, dict[str, Any]]:
+    """Every video's grid label and camera, for `{split}_labels.json` (no frames decoded)."""
+    camera = "moving" if "cameramotion" in dataset else "static"
+    examples = builder.as_dataset(split=split, decoders=tfds.decode.PartialDecoding(
+        {"video_name": builder.info.features["video_name"],
+         "label": builder.info.features["label"]}))
+    return {_cater_key(dataset, ex["video_name"]): {"label": int(ex["label"]), "camera": camera}
+            for ex in tfds.as_numpy(examples)}
+
+
+def _extract_split(builder, name: str, tfds_split: str, store_split: str,
+                   ex: ml_collections.ConfigDict, encoder, params, num_devices: int) -> int:
+    """Encodes this process's videos of one split of one dataset; returns how many."""
+    is_cater = "video_name" in builder.info.features
+    if is_cater:
+        store = cater_latents.CaterLatentStore(ex.out, store_split)
+    else:
+        store = latents_lib.LatentStore(ex.out, store_split)
+    videos = pipeline.extraction_videos(builder, tfds_split,
+                                        process_index=jax.process_index(),
+                                        process_count=jax.process_count())
+    total = builder.info.splits[tfds_split].num_examples // jax.process_count()
+    count = 0
+    for video in tqdm.tqdm(videos, desc=f"{name} {tfds_split}", total=total, unit="video",
+                           disable=jax.process_index() != 0):
+        key = (_cater_key(name, video["video_name"]) if is_cater
+               else int(video["scene_index"]))
+        if store.has(key):
+            continue
+        store.write(key, encode_video(encoder, params, video["video"], ex.batch_size,
+                                      num_devices))
+        count += 1
+    return count
+
+
+def _copy_questions(ex: ml_collections.ConfigDict, tfds_split: str, store_split: str) -> None:
+    """Copies `{questions_dir}/{tfds_split}.json` to `{out}/{store_split}.json` (process 0)."""
+    if not ex.questions_dir or jax.process_index() != 0:
+        return
+    source = os.path.join(ex.questions_dir, f"{tfds_split}.json")
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"config.extract.questions_dir: {source} does not exist.")
+    target = os.path.join(ex.out, f"{store_split}.json")
+    shutil.copyfile(source, target + ".tmp")
+    os.replace(target + ".tmp", target)
+    with open(target, encoding="utf-8") as f:
+        json.load(f)  # A copy that does not parse fails here, not in training.

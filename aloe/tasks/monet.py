@@ -1,0 +1,173 @@
+"""MONet pretraining on single video frames (the first of ALOE's two stages).
+
+Frames come from a prepared video dataset (`aloe.data.clevrer` or
+`aloe.data.cater`, built with `tfds`) through `aloe.data.pipeline.monet_frames`:
+single 64x64 frames shuffled across videos. That stream is deterministic for a
+seed, so `train_batch(step)` replays exactly: batches are taken in order, and a
+resumed run (or any out-of-order request) rebuilds the stream and skips the
+first `step` batches, which costs reading them again but nothing else.
+
+Evaluation runs on `eval.num_videos` videos of a split, `eval.frames_per_video`
+evenly spaced frames each: the loss terms, the reconstruction error, and, when
+`data.masks_dir` holds the generator's instance masks
+(`masks/{split}/mask_XXXXX-YYYYY/mask_N.npz`), the foreground adjusted Rand
+index of MONet's segmentation (each pixel to its most probable slot) next to
+that of the trivial segmentation that puts every pixel in one slot.
+"""
+
+import itertools
+import os
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+
+from aloe import segmentation
+from aloe.data import cater as cater_data  # pylint: disable=unused-import (registers 'cater')
+from aloe.data import clevrer as clevrer_data  # pylint: disable=unused-import (registers)
+from aloe.data import pipeline
+from aloe.data.clevrer_latents import evenly_spaced_frames
+from aloe.models import monet as monet_lib
+
+PyTree = Any
+
+
+def open_builder(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+    """The prepared tfds builder `data.dataset` (e.g. 'clevrer', 'cater/all_actions')."""
+    if not data.data_dir:
+        raise ValueError("config.data.data_dir is empty: set it to the tfds data directory "
+                         "the video dataset was built in (--config.data.data_dir=DIR).")
+    builder = tfds.builder(data.dataset, data_dir=data.data_dir)
+    if not builder.is_prepared():
+        raise FileNotFoundError(
+            f"The tfds dataset {data.dataset!r} is not built in {data.data_dir!r}; build it "
+            f"with `python -m aloe.data.{data.dataset.split('/')[0]} --manual_dir=... "
+            f"--data_dir={data.data_dir}`.")
+    return builder
+
+
+def mask_labels(masks_dir: str, split: str, scene_index: int, frames: np.ndarray,
+                size: int) -> np.ndarray:
+    """int `[F, size, size]` instance labels of some frames, 0 = background.
+
+    Reads the generator's `{masks_dir}/{split}/mask_XXXXX-YYYYY/mask_N.npz` (key
+    `masks`, uint8 `[T, H, W]`) and samples each output pixel's label at its
+    centre (labels cannot be averaged).
+    """
+    chunk = scene_index // 1000 * 1000
+    path = os.path.join(masks_dir, split, f"mask_{chunk:05d}-{chunk + 1000:05d}",
+                        f"mask_{scene_index:05d}.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        if "masks" not in archive:
+            raise ValueError(f"{path}: no array 'masks'.")
+        masks = archive["masks"]
+    if masks.ndim != 3 or masks.shape[0] <= frames.max():
+        raise ValueError(f"{path}: 'masks' must be [frames > {frames.max()}, H, W], got "
+                         f"{masks.shape}.")
+    height, width = masks.shape[1:]
+    rows = ((np.arange(size) + 0.5) * height / size).astype(int)
+    cols = ((np.arange(size) + 0.5) * width / size).astype(int)
+    return masks[frames][:, rows][:, :, cols].astype(np.int32)
+
+
+class MonetTask:
+    """MONet on video frames; see `aloe.tasks` for the protocol."""
+
+    def __init__(self, config: ml_collections.ConfigDict, *, process_index: int = 0,
+                 process_count: int = 1):
+        self.config = config
+        self.process_index, self.process_count = process_index, process_count
+        self.model = monet_lib.MONet(**config.model)
+        self.builder = open_builder(config.data)
+        self._stream: Iterator[dict[str, np.ndarray]] | None = None
+        self._next_step = -1
+
+    def init_params(self, rng: jax.Array) -> PyTree:
+        size = self.config.model.image_size
+        return self.model.init({"params": rng}, jnp.zeros((1, size, size, 3)),
+                               deterministic=True)["params"]
+
+    def train_batch(self, step: int) -> dict[str, np.ndarray]:
+        """This process's frames `{'image': [B, H, W, 3]}` of step `step`."""
+        if step != self._next_step:
+            stream = pipeline.monet_frames(
+                self.builder, self.config.data.train_split,
+                global_batch_size=self.config.train.batch_size, seed=self.config.seed,
+                frames_per_video=self.config.data.frames_per_video,
+                process_index=self.process_index, process_count=self.process_count)
+            self._stream = itertools.islice(iter(stream), step, None)
+        self._next_step = step + 1
+        return {"image": next(self._stream)["image"]}
+
+    def loss(self, params: PyTree, batch: dict[str, Any],
+             rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """The MONet loss (mean over this device's frames) and its terms."""
+        outputs = self.model.apply({"params": params}, batch["image"], deterministic=False,
+                                   rngs={"sample": rng})
+        return monet_lib.monet_loss(outputs, batch["image"], **self.model.loss_hyperparameters)
+
+    # Evaluation.
+
+    def eval_batches(self, split: str) -> Iterator[dict[str, Any]]:
+        """Evenly spaced frames of the first `eval.num_videos` videos, padded batches.
+
+        Yields `image [B, H, W, 3]`, `valid [B]` and, when masks are available,
+        `true_labels [B, H, W]` (-1 = unknown) under 'meta'.
+        """
+        e, d = self.config.eval, self.config.data
+        per_process = e.batch_size // self.process_count
+        images, labels = [], []
+        videos = pipeline.extraction_videos(self.builder, split, process_index=self.process_index,
+                                            process_count=self.process_count)
+        for video in itertools.islice(videos, e.num_videos // self.process_count):
+            frames = evenly_spaced_frames(len(video["video"]), e.frames_per_video)
+            images.extend(video["video"][frames])
+            size = video["video"].shape[1]
+            if d.masks_dir and "scene_index" in video:
+                labels.extend(mask_labels(d.masks_dir, split, int(video["scene_index"]), frames,
+                                          size))
+            else:
+                labels.extend(np.full((len(frames), size, size), -1, np.int32))
+        for start in range(0, len(images), per_process):
+            chunk = np.stack(images[start:start + per_process])
+            valid = np.arange(per_process) < len(chunk)
+            pad = ((0, per_process - len(chunk)),) + ((0, 0),) * 3
+            yield {"image": np.pad(chunk, pad), "valid": valid,
+                   "meta": {"true_labels": np.pad(np.stack(labels[start:start + per_process]),
+                                                  pad[:3], constant_values=-1)}}
+
+    def predict(self, params: PyTree, batch: dict[str, Any]) -> dict[str, jax.Array]:
+        """Per-frame loss terms and the segmentation (most probable slot per pixel)."""
+        outputs = self.model.apply({"params": params}, batch["image"], deterministic=True)
+        per_frame = jax.vmap(lambda o, x: monet_lib.monet_loss(
+            o, x[None], **self.model.loss_hyperparameters)[1])(
+                jax.tree.map(lambda a: a[:, None], outputs), batch["image"])
+        per_frame["reconstruction_mse"] = jnp.mean(
+            jnp.square(outputs.recon - batch["image"]), axis=(1, 2, 3))
+        per_frame["segmentation"] = jnp.argmax(outputs.masks[..., 0], axis=1).astype(jnp.int32)
+        return per_frame
+
+    def eval_record(self, batch: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict:
+        valid = np.asarray(batch["valid"], bool)
+        record = {k: np.asarray(v)[valid] for k, v in outputs.items()}
+        record["true_labels"] = batch["meta"]["true_labels"][valid]
+        return record
+
+    def summarize(self, records: dict[str, np.ndarray], out_dir: str, tag: str) -> dict:
+        """Means of the loss terms; foreground ARI against the true masks when known."""
+        del out_dir, tag
+        results = {k: float(np.mean(v)) for k, v in records.items()
+                   if k not in ("segmentation", "true_labels")}
+        results["num_frames"] = int(len(records["segmentation"]))
+        known = (records["true_labels"] >= 0).all(axis=(1, 2))
+        if known.any():
+            true = records["true_labels"][known].reshape(int(known.sum()), -1)
+            pred = records["segmentation"][known].reshape(true.shape)
+            results["fg_ari"] = float(np.nanmean(segmentation.adjusted_rand_index(
+                true, pred, foreground=True)))
+            results["fg_ari_one_slot"] = float(np.nanmean(segmentation.adjusted_rand_index(
+                true, np.zeros_like(pred), foreground=True)))
+        return results

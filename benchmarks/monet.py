@@ -1,0 +1,172 @@
+"""Throughput of MONet at the paper's size: training steps and latent extraction.
+
+The model is `aloe.models.monet.MONet` with K = 8 slots, d = 16, 64x64 images
+and the U-Net / VAE sizes of Burgess et al. (2019). Two jitted programs are timed
+on random images:
+
+- training step: forward (sampled z), `monet_loss`, backward and an
+  `optax.rmsprop(1e-4)` update, on `--batch` frames;
+- extraction: `MONet.encode` only (attention network + encoder, no decoder), as
+  used to cache latents, on `--batch` frames.
+
+Printed (not asserted): median times after warm-up, frames/s, FLOPs per call,
+achieved FLOP/s, this machine's dense float32 matmul peak measured in the same
+run (`measure_matmul_peak` of `benchmarks/train_step.py`, a 4096^3 jnp.dot), the
+process-CPU-time ratio (less affected by other load on a shared machine), and,
+last, `fraction_of_matmul_peak=<number>` for the training step.
+
+FLOPs are XLA's count (`jax.jit(f).lower(...).cost_analysis()["flops"]`, the
+program before optimisation): convolutions and matmuls as 2 per multiply-add
+(padding excluded), plus element-wise work. The programs have no loops (the
+attention recursion is unrolled), so nothing is counted once for many runs.
+
+Full run (about 2-3 minutes on 2 cores):
+  python benchmarks/monet.py
+Smoke run:
+  python benchmarks/monet.py --batch 4 --steps 1 --warmup 0 --extract_steps 1
+"""
+
+import argparse
+import statistics
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from aloe.models import monet
+
+try:
+    from benchmarks.train_step import measure_matmul_peak
+except ImportError:  # Run as a script: this directory is on sys.path instead.
+    from train_step import measure_matmul_peak  # pylint: disable=g-import-not-at-top
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line flags (defaults: the paper's MONet at batch 64)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=64, help="frames per call")
+    parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument("--latent_dim", type=int, default=16)
+    parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=2, help="timed training steps")
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="untimed training steps after the first (compiling) one")
+    parser.add_argument("--extract_steps", type=int, default=5, help="timed extraction calls")
+    return parser.parse_args()
+
+
+def make_train_step(model: monet.MONet, tx: optax.GradientTransformation) -> Callable[..., Any]:
+    """`(params, opt_state, images, step) -> (params, opt_state, loss)`, not yet jitted."""
+
+    def train_step(params, opt_state, images, step):
+        """Forward with sampled latents, MONet loss, backward and an RMSProp update."""
+
+        def loss_fn(params):
+            outputs = model.apply({"params": params}, images, deterministic=False,
+                                  rngs={"sample": jax.random.fold_in(jax.random.key(0), step)})
+            return monet.monet_loss(outputs, images, **model.loss_hyperparameters)[0]
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return train_step
+
+
+def make_extract(model: monet.MONet) -> Callable[..., Any]:
+    """`(params, images) -> mu`, not yet jitted."""
+    return lambda params, images: model.apply({"params": params}, images,
+                                              method=monet.MONet.encode)[0]
+
+
+def xla_flops(function: Callable[..., Any], *args: Any) -> float:
+    """XLA's FLOP count of `function(*args)` from its lowered (unoptimised) program."""
+    costs = jax.jit(function).lower(*args).cost_analysis()
+    if isinstance(costs, (list, tuple)):
+        costs = costs[0]
+    return float(costs["flops"])
+
+
+def time_calls(call: Callable[[int], Any], warmup: int,
+               steps: int) -> tuple[float, list[float], list[float], Any]:
+    """(compile + first call seconds, wall times, process-CPU times, last result) of
+    `call(0)`, `call(1)`, ...: the first call and `warmup` more are not timed."""
+    start = time.perf_counter()
+    result = jax.block_until_ready(call(0))
+    first = time.perf_counter() - start
+    times, cpu_times = [], []
+    for i in range(1, 1 + warmup + steps):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        result = jax.block_until_ready(call(i))
+        if i > warmup:
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
+    return first, times, cpu_times, result
+
+
+def main() -> None:
+    """Runs the benchmark and prints its figures."""
+    args = parse_args()
+    model = monet.MONet(num_slots=args.slots, latent_dim=args.latent_dim,
+                        image_size=args.image_size)
+    images = jnp.asarray(np.random.default_rng(0).uniform(
+        size=(args.batch, args.image_size, args.image_size, 3)).astype(np.float32))
+    params = jax.jit(lambda key: model.init({"params": key}, images[:1], deterministic=True))(
+        jax.random.key(0))["params"]
+    num_params = sum(leaf.size for leaf in jax.tree.leaves(params))
+    print(f"config: slots={args.slots} latent_dim={args.latent_dim} image={args.image_size} "
+          f"batch={args.batch} params={num_params} "
+          f"devices={jax.devices()}")
+    tx = optax.rmsprop(1e-4)
+    opt_state = tx.init(params)
+
+    step_flops = xla_flops(make_train_step(model, tx), params, opt_state, images, 0)
+    extract_flops = xla_flops(make_extract(model), params, images)
+
+    peak, cpu_peak = measure_matmul_peak()
+
+    train_step = jax.jit(make_train_step(model, tx))
+    state = {"params": params, "opt_state": opt_state}
+
+    def run_train(i):
+        state["params"], state["opt_state"], loss = train_step(
+            state["params"], state["opt_state"], images, i)
+        return loss
+
+    first, times, cpu_times, loss = time_calls(run_train, args.warmup, args.steps)
+    loss = float(loss)
+    if not np.isfinite(loss):
+        raise FloatingPointError(f"The benchmark's loss is not finite: {loss}.")
+    step = statistics.median(times)
+    print(f"train: compile+first step {first:.1f} s; step times "
+          + " ".join(f"{t:.3f}" for t in times))
+    print(f"train: median step {step:.3f} s, {args.batch / step:.1f} frames/s; "
+          f"{step_flops / 1e9:.1f} GFLOP/step (XLA count), {step_flops / step / 1e9:.1f} GFLOP/s")
+
+    extract = jax.jit(make_extract(model))
+    extract_first, extract_times, extract_cpu, _ = time_calls(
+        lambda i: extract(state["params"], images), 1, args.extract_steps)
+    extract_time = statistics.median(extract_times)
+    print(f"extract: compile+first call {extract_first:.1f} s; call times "
+          + " ".join(f"{t:.3f}" for t in extract_times))
+    print(f"extract: median call {extract_time:.3f} s, {args.batch / extract_time:.1f} frames/s; "
+          f"{extract_flops / 1e9:.1f} GFLOP/call (XLA count), "
+          f"{extract_flops / extract_time / 1e9:.1f} GFLOP/s, "
+          f"fraction of matmul peak {extract_flops / extract_time / peak:.3f}")
+
+    peak_after, cpu_peak_after = measure_matmul_peak()
+    peak, cpu_peak = max(peak, peak_after), max(cpu_peak, cpu_peak_after)
+    cpu_step = statistics.median(cpu_times)
+    print(f"measured matmul FLOPs per process-CPU second: {cpu_peak / 1e9:.1f} G; the train "
+          f"step's: {step_flops / cpu_step / 1e9:.1f} G, ratio {step_flops / cpu_step / cpu_peak:.3f};"
+          f" extraction's ratio {extract_flops / statistics.median(extract_cpu) / cpu_peak:.3f} "
+          f"(robust to other load on the machine)")
+    print(f"measured float32 matmul peak (4096^3 jnp.dot, best of 2x6): {peak / 1e9:.1f} GFLOP/s")
+    print(f"fraction_of_matmul_peak={step_flops / step / peak:.3f}")
+
+
+if __name__ == "__main__":
+    main()
