@@ -191,10 +191,8 @@ def train(config: ml_collections.ConfigDict, workdir: str,
             state, metrics = step_fn(state, parallel.shard_batch(batch, mesh))
             done = step + 1
             history.append((done, metrics))
-            stop = preemption.is_set() or ckpt.reached_preemption(done)
+            stop = _should_stop(preemption, ckpt, done, total)
             if done % log_every == 0 or done == total or stop:
-                if jax.process_count() > 1:
-                    stop = parallel.any_process(stop)
                 history = _fetch_and_check(history, last_saved)
                 now = time.time()
                 rate = (done - tick_step) / max(now - tick, 1e-9)
@@ -213,6 +211,27 @@ def train(config: ml_collections.ConfigDict, workdir: str,
         if own_flag:
             preemption.restore()
     return state
+
+
+# With several processes, a stop request seen by one process is acted on at the
+# next step that is a multiple of this, where every process asks the others.
+PREEMPTION_SYNC_EVERY = 10
+
+
+def _should_stop(preemption: checkpointing.PreemptionFlag, ckpt: checkpointing.Checkpointer,
+                 done: int, total: int) -> bool:
+    """Whether to checkpoint and stop after step `done`; the same on every process.
+
+    One process alone may have received SIGTERM; acting on it at once would let
+    it enter a save the others never join. So the local flag is shared only at
+    steps every process knows (every `PREEMPTION_SYNC_EVERY` steps).
+    """
+    stop = ckpt.reached_preemption(done)  # JAX's own preemption sync, agreed by design.
+    if jax.process_count() == 1:
+        return stop or preemption.is_set()
+    if done % PREEMPTION_SYNC_EVERY == 0 or done == total:
+        stop = parallel.any_process(preemption.is_set()) or stop
+    return stop
 
 
 def _log(writer, history, step: int, total: int, steps_per_sec: float) -> None:

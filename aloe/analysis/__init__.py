@@ -1,1 +1,7 @@
-"""Analyses of the data and of trained models (counterfactual difficulty split: `counterfactual`)."""
+"""Analyses of the data and of trained models.
+
+- `counterfactual`: the counterfactual difficulty split (paper Appendix B);
+- `attention`: cross-modal, most-attended-object and slot-alignment pictures (Appendix C);
+- `predicted_frames`: true, masked and predicted frames decoded by MONet (Appendix C);
+- `figures`: the drawing helpers they share.
+"""

@@ -81,9 +81,16 @@ class MonetTask:
         self.config = config
         self.process_index, self.process_count = process_index, process_count
         self.model = monet_lib.MONet(**config.model)
-        self.builder = open_builder(config.data)
+        self._builder: tfds.core.DatasetBuilder | None = None
         self._stream: Iterator[dict[str, np.ndarray]] | None = None
         self._next_step = -1
+
+    @property
+    def builder(self) -> tfds.core.DatasetBuilder:
+        """The frames' dataset, opened on first use (restoring a model needs no data)."""
+        if self._builder is None:
+            self._builder = open_builder(self.config.data)
+        return self._builder
 
     def init_params(self, rng: jax.Array) -> PyTree:
         size = self.config.model.image_size

@@ -1,0 +1,497 @@
+r"""What ALOE attends to (paper Appendix C): attention maps and three pictures.
+
+    python -m aloe.analysis.attention --config=configs/clevrer.py --workdir=WORKDIR \
+        --monet_config=MONET_CONFIG --monet_workdir=MONET_WORKDIR --split=valid \
+        --scene=10000 --question_id=3 [--choice_id=0] [--frames_npy=FRAMES.npy] \
+        --out=DIR [--logdir=TB_DIR] [--layer=-1] [--head=0]
+
+`attention_maps` runs ALOE once, deterministically, on one example and returns
+the attention weights of every layer, `[layers, heads, N, N]` (query, key), with
+the `TokenLayout` of the sequence `[CLS, question words, choice words, objects]`
+(objects frame-major). A descriptive question is run as `ALOE.descriptive` (its
+padding choice tokens included); a question with one choice as
+`ALOE.multiple_choice` on that choice.
+
+The pictures (one head of one layer, the last by default):
+
+  cross_modal     for each question (and choice) word, the object slot of one
+                  frame whose token attends to the word most; the words are
+                  coloured by that slot, beside the frame with a box around each
+                  slot's region (MONet mask > 0.5). Words taken by the background
+                  slot or by a slot without a region are black.
+  most_attended   CLS-to-object attention per frame: a strip of frames with boxes
+                  around the `count` most attended slots of each (thick: first).
+  slot_alignment  time (x) by slot (y) grid of CLS attention (darker = more);
+                  the `count` most attended slots of each frame are outlined;
+                  with frames and masks each cell shows the slot's segment.
+
+Frames and MONet masks are arrays given by the caller: `[T, H, W, 3]` pixels in
+[0, 1] (or uint8) and `[T, K, H, W(, 1)]`. The command reads the frames of
+`--frames_npy` (`[video frames or T, H, W, 3]`, H = W = MONet's image size) and
+segments them with MONet; without it, frames and masks are MONet's decoding of
+the latents (`MONet.decode_image`). Checkpoints are read with
+`aloe.evaluate.restore_params` through the task that `tasks.build` makes of
+each config (the MONet config's task must have the MONet as its `model`).
+"""
+
+import dataclasses
+import functools
+import os
+from typing import Any, Optional, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+
+from aloe.analysis import figures
+from aloe.data import clevrer_latents
+from aloe.data import latents as latents_lib
+from aloe.data import questions as questions_lib
+from aloe.data import vocab as vocab_lib
+from aloe.models import aloe as aloe_model
+from aloe.models import monet as monet_lib
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenLayout:
+    """Where each token sits in `[CLS, question words, choice words, objects]`.
+
+    Attributes:
+      question_len: Lq, question word tokens (padding included).
+      choice_len: Lc, choice word tokens (padding included; the padding choice
+        of a descriptive question counts).
+      frames: T.
+      slots: K; object (t, k) is token `1 + Lq + Lc + t * K + k`.
+    """
+    question_len: int
+    choice_len: int
+    frames: int
+    slots: int
+
+    cls_index = 0
+
+    @property
+    def num_tokens(self) -> int:
+        """N = 1 + Lq + Lc + T * K."""
+        return self.object_start + self.frames * self.slots
+
+    @property
+    def object_start(self) -> int:
+        """The index of object (0, 0)."""
+        return 1 + self.question_len + self.choice_len
+
+    def question_index(self, position: int) -> int:
+        """The token of question word `position` (0-based)."""
+        if not 0 <= position < self.question_len:
+            raise IndexError(f"question word {position} outside 0..{self.question_len - 1}.")
+        return 1 + position
+
+    def choice_index(self, position: int) -> int:
+        """The token of choice word `position` (0-based)."""
+        if not 0 <= position < self.choice_len:
+            raise IndexError(f"choice word {position} outside 0..{self.choice_len - 1}.")
+        return 1 + self.question_len + position
+
+    def object_index(self, frame: int, slot: int) -> int:
+        """The token of slot `slot` in frame `frame`."""
+        if not (0 <= frame < self.frames and 0 <= slot < self.slots):
+            raise IndexError(f"object ({frame}, {slot}) outside [{self.frames}, {self.slots}].")
+        return self.object_start + frame * self.slots + slot
+
+    def object_indices(self) -> np.ndarray:
+        """int64 `[T, K]`: the token of every object."""
+        return self.object_start + np.arange(self.frames * self.slots).reshape(
+            self.frames, self.slots)
+
+    def describe(self, index: int) -> str:
+        """A readable name: 'CLS', 'question[i]', 'choice[i]' or 'object(t=.., slot=..)'."""
+        if not 0 <= index < self.num_tokens:
+            raise IndexError(f"token {index} outside 0..{self.num_tokens - 1}.")
+        if index == 0:
+            return "CLS"
+        if index <= self.question_len:
+            return f"question[{index - 1}]"
+        if index < self.object_start:
+            return f"choice[{index - 1 - self.question_len}]"
+        frame, slot = divmod(index - self.object_start, self.slots)
+        return f"object(t={frame}, slot={slot})"
+
+
+@functools.lru_cache(maxsize=8)
+def _sown_attention_fn(model: aloe_model.ALOE, method: Any) -> Any:
+    """A compiled `model.apply(method)` that also returns the sown intermediates."""
+    def run(params, *args):
+        return model.apply({"params": params}, *args, deterministic=True, method=method,
+                           mutable=["intermediates"])
+    return jax.jit(run)
+
+
+def attention_maps(model: aloe_model.ALOE, params: PyTree, latents: np.ndarray,
+                   question: np.ndarray, choice: Optional[np.ndarray] = None) -> dict[str, Any]:
+    """Attention weights of every layer for one example, deterministic.
+
+    Args:
+      model: the ALOE module.
+      params: its parameters.
+      latents: `[T, K, d]` object latents (frames in order).
+      question: `[Lq]` int word ids (0 = padding).
+      choice: `[Lc]` int word ids of one choice, or None for a descriptive question.
+
+    Returns:
+      A dict with
+        weights: float32 `[layers, heads, N, N]`, `[l, h, i, j]` = how much query
+          token i attends to key token j; every row sums to 1.
+        layout: the `TokenLayout`.
+        token_mask: bool `[N]`, False for padding words when the model masks them
+          (they then get zero weight as keys).
+        word_ids: int32 `[N]`, the word id of each word token, -1 elsewhere.
+        kind: 'descriptive' or 'multiple_choice'.
+        output: the head's output, answer logits `[num_answers]` or the choice's
+          logit (a float).
+    """
+    latents = np.asarray(latents, np.float32)
+    question = np.asarray(question, np.int32)
+    if latents.ndim != 3 or latents.shape[-1] != model.latent_dim:
+        raise ValueError(f"latents must be [frames, slots, {model.latent_dim}], got shape "
+                         f"{latents.shape}.")
+    if question.ndim != 1:
+        raise ValueError(f"question must be [length] word ids, got shape {question.shape}.")
+    if choice is None:
+        kind, method = "descriptive", aloe_model.ALOE.descriptive
+        choice = np.zeros([model.descriptive_choice_len], np.int32)
+        args = (latents[None], question[None])
+    else:
+        choice = np.asarray(choice, np.int32)
+        if choice.ndim != 1:
+            raise ValueError(f"choice must be [length] word ids, got shape {choice.shape}.")
+        kind, method = "multiple_choice", aloe_model.ALOE.multiple_choice
+        args = (latents[None], question[None], choice[None, None])
+
+    output, state = _sown_attention_fn(model, method)(params, *args)
+    layers = state["intermediates"]["transformer"]
+    weights = np.stack([np.asarray(layers[f"layer_{i}"]["attention"]["attention"][0][0])
+                        for i in range(model.num_layers)]).astype(np.float32)
+    layout = TokenLayout(len(question), len(choice), latents.shape[0], latents.shape[1])
+    word_ids = np.concatenate([[-1], question, choice, np.full(layout.frames * layout.slots, -1)])
+    token_mask = np.ones(layout.num_tokens, bool)
+    if model.word_padding_mask:
+        token_mask[1:layout.object_start] = word_ids[1:layout.object_start] != 0
+    output = np.asarray(output)[0]
+    return {"weights": weights, "layout": layout, "token_mask": token_mask,
+            "word_ids": word_ids.astype(np.int32), "kind": kind,
+            "output": output if kind == "descriptive" else float(output[0])}
+
+
+def head_weights(maps: dict[str, Any], layer: int = -1, head: Optional[int] = 0) -> np.ndarray:
+    """`[N, N]` weights of one head of one layer; `head=None` averages the heads."""
+    weights = maps["weights"][layer]
+    return weights.mean(axis=0) if head is None else weights[head]
+
+
+def word_slot_attention(maps: dict[str, Any], frame: int, *, layer: int = -1,
+                        head: Optional[int] = 0) -> dict[str, np.ndarray]:
+    """For each real (non-padding) word: the slot of `frame` that attends to it most.
+
+    Args:
+      maps: `attention_maps`'s result.
+      frame: the frame whose object tokens are the queries.
+      layer: which layer (default the last).
+      head: which head; None averages them.
+
+    Returns:
+      Arrays over the real words, question words first: `token` (index in the
+      sequence), `word_id`, `is_choice` (bool), `slot` (argmax over the frame's
+      slots of the weight of object (frame, slot) on the word) and `weight`
+      (that maximum); plus `attention` `[K, words]`, all the weights.
+    """
+    layout = maps["layout"]
+    if not 0 <= frame < layout.frames:
+        raise ValueError(f"frame {frame} outside 0..{layout.frames - 1}.")
+    word_ids = maps["word_ids"]
+    tokens = np.flatnonzero(word_ids > 0)
+    attention = head_weights(maps, layer, head)[layout.object_indices()[frame]][:, tokens]
+    return {"token": tokens, "word_id": word_ids[tokens],
+            "is_choice": tokens > layout.question_len, "slot": attention.argmax(axis=0),
+            "weight": attention.max(axis=0), "attention": attention}
+
+
+def cls_object_attention(maps: dict[str, Any], *, layer: int = -1,
+                         head: Optional[int] = 0) -> np.ndarray:
+    """float32 `[T, K]`: the weight of the CLS token on every object token."""
+    return head_weights(maps, layer, head)[0][maps["layout"].object_indices()]
+
+
+def top_slots(cls_attention: np.ndarray, count: int = 2) -> np.ndarray:
+    """int64 `[T, count]`: per frame, the `count` most attended slots, most first."""
+    if not 1 <= count <= cls_attention.shape[1]:
+        raise ValueError(f"count must be in 1..{cls_attention.shape[1]}, got {count}.")
+    return np.argsort(-cls_attention, axis=1, kind="stable")[:, :count]
+
+
+def attention_figures(maps: dict[str, Any], frames: np.ndarray, masks: np.ndarray, *,
+                      word_frame: Optional[int] = None, layer: int = -1, head: Optional[int] = 0,
+                      count: int = 2, id_to_word: Optional[dict[int, str]] = None,
+                      background_slot: Optional[int] = 0) -> dict[str, np.ndarray]:
+    """The three pictures of `maps`: 'cross_modal', 'most_attended', 'slot_alignment'.
+
+    Args:
+      maps: `attention_maps`'s result.
+      frames: `[T, H, W, 3]` pixels of the frames the latents came from.
+      masks: `[T, K, H, W]` (or `[..., 1]`) MONet masks of those frames.
+      word_frame: the frame of the cross-modal picture; default the first frame
+        with the most slots that have a region (background aside).
+      layer, head: which attention (head None averages the heads).
+      count: most attended slots marked per frame.
+      id_to_word: word id -> word, for the text (default '#id').
+      background_slot: the slot that gets no box in the cross-modal picture.
+
+    Returns:
+      name -> uint8 image.
+    """
+    layout = maps["layout"]
+    frames, masks = figures.check_views(frames, masks, layout.frames, layout.slots)
+    if word_frame is None:
+        word_frame = int(np.argmax(figures.frames_with_regions(masks, background_slot)))
+    words = word_slot_attention(maps, word_frame, layer=layer, head=head)
+    names = [(id_to_word or {}).get(int(i), f"#{int(i)}") for i in words["word_id"]]
+    cls_attention = cls_object_attention(maps, layer=layer, head=head)
+    top = top_slots(cls_attention, count)
+    return {
+        "cross_modal": figures.cross_modal_figure(
+            frames[word_frame], masks[word_frame], names, words["slot"],
+            is_choice=words["is_choice"], background_slot=background_slot),
+        "most_attended": figures.most_attended_figure(frames, masks, top),
+        "slot_alignment": figures.slot_alignment_figure(cls_attention, top, frames=frames,
+                                                        masks=masks),
+    }
+
+
+def analyse_attention(model: aloe_model.ALOE, params: PyTree, latents: np.ndarray,
+                      question: np.ndarray, choice: Optional[np.ndarray] = None, *,
+                      frames: np.ndarray, masks: np.ndarray, out_dir: Optional[str] = None,
+                      logdir: Optional[str] = None, writer: Any = None, step: int = 0,
+                      **figure_options) -> dict[str, Any]:
+    """`attention_maps` and `attention_figures` of one example, written out.
+
+    Args:
+      model, params, latents, question, choice: as `attention_maps`.
+      frames: `[T, H, W, 3]` pixels of the latents' frames.
+      masks: `[T, K, H, W]` (or `[..., 1]`) MONet masks of those frames.
+      out_dir: folder for `cross_modal.png`, `most_attended.png`, `slot_alignment.png`.
+      logdir: TensorBoard folder (a writer is opened and closed), or
+      writer: a `clu.metric_writers` writer; images are tagged 'attention/<name>'.
+      step: the TensorBoard step.
+      **figure_options: `attention_figures`'s keywords (word_frame, layer, head,
+        count, id_to_word, background_slot).
+
+    Returns:
+      `{'maps': ..., 'images': name -> uint8 image, 'paths': name -> PNG path}`.
+    """
+    maps = attention_maps(model, params, latents, question, choice)
+    images = attention_figures(maps, frames, masks, **figure_options)
+    paths = figures.write_images(images, out_dir, writer=writer, logdir=logdir, step=step,
+                                 tag_prefix="attention/")
+    return {"maps": maps, "images": images, "paths": paths}
+
+
+# Inputs of the commands (here and in `aloe.analysis.predicted_frames`).
+
+def restore_model(config: ml_collections.ConfigDict, workdir: str,
+                  step: Optional[int] = None) -> tuple[Any, PyTree, int]:
+    """`(model, params, step)` of checkpoint `step` (default: latest) of `workdir`.
+
+    The model is the `model` attribute of the task `aloe.tasks.build(config)`
+    makes; the parameters are read by `aloe.evaluate.restore_params` and
+    fetched to the host.
+    """
+    from aloe import evaluate, parallel, tasks  # pylint: disable=g-import-not-at-top
+    task = tasks.build(config)
+    params, restored = evaluate.restore_params(config, workdir, task, parallel.make_mesh(), step)
+    return task.model, jax.device_get(params), restored
+
+
+def load_scene(data_config: ml_collections.ConfigDict, vocab: vocab_lib.Vocab, split: str,
+               scene: int, question_id: Optional[int] = None,
+               choice_id: Optional[int] = None) -> dict[str, Any]:
+    """One question of one scene of a latent store, with the evaluation frames' latents.
+
+    Args:
+      data_config: the task config's `data` (root, num_frames, lengths, unknown_words).
+      vocab: the task's vocabulary.
+      split: e.g. 'valid'; reads `{root}/{split}.json` and `{root}/{split}/{scene}.npz`.
+      scene: the scene index.
+      question_id: the question; None takes the scene's first descriptive question.
+      choice_id: for a multiple-choice question, the choice (default its first).
+
+    Returns:
+      `latents` float32 `[T, K, d]` of the evenly spaced evaluation frames,
+      `frame_indices` `[T]`, `total_frames`, `question` int32 `[Lq]`, `choice`
+      int32 `[Lc]` or None, `kind` ('descriptive' / 'multiple_choice').
+
+    Raises:
+      ValueError: naming the file, scene and question when there is no such
+        question (or choice), or asking for a choice of a descriptive question.
+    """
+    path = os.path.join(data_config.root, f"{split}.json")
+    questions = questions_lib.load_questions(
+        path, vocab, max_question_len=data_config.max_question_len,
+        max_choice_len=data_config.max_choice_len, max_choices=data_config.max_choices,
+        unknown=data_config.unknown_words)
+    desc, mc = questions.descriptive, questions.multiple_choice
+    where = f"{path}: scene_index {scene}, question_id {question_id}"
+    in_desc = desc.scene_index == scene
+    in_mc = mc.scene_index == scene
+    if question_id is not None:
+        in_desc, in_mc = in_desc & (desc.question_id == question_id), in_mc & (
+            mc.question_id == question_id)
+    elif not in_desc.any():
+        raise ValueError(f"{path}: scene_index {scene} has no descriptive question.")
+    if in_desc.any():
+        if choice_id is not None:
+            raise ValueError(f"{where}: a descriptive question has no choice {choice_id}.")
+        kind, question, choice = "descriptive", desc.question[np.argmax(in_desc)], None
+    elif in_mc.any():
+        row = int(np.argmax(in_mc))
+        choices = np.flatnonzero(mc.choice_mask[row])
+        if choice_id is not None:
+            choices = np.flatnonzero(mc.choice_mask[row] & (mc.choice_ids[row] == choice_id))
+        if not choices.size:
+            raise ValueError(f"{where}: no choice_id {choice_id}.")
+        kind, question, choice = "multiple_choice", mc.question[row], mc.choices[row, choices[0]]
+    else:
+        raise ValueError(f"{where}: no such question in the file.")
+    all_latents = latents_lib.LatentStore(data_config.root, split).read(scene)
+    frame_indices = clevrer_latents.evenly_spaced_frames(all_latents.shape[0],
+                                                         data_config.num_frames)
+    return {"latents": all_latents[frame_indices], "frame_indices": frame_indices,
+            "total_frames": all_latents.shape[0], "question": question, "choice": choice,
+            "kind": kind}
+
+
+def load_frames(path: str, frame_indices: np.ndarray, total_frames: int,
+                image_size: int) -> np.ndarray:
+    """float32 `[T, H, W, 3]` pixels in [0, 1] from an `.npy` array of a video's frames.
+
+    The file holds `[total_frames or T, image_size, image_size, 3]`, uint8 or
+    floats in [0, 1]; with all of the video's frames, `frame_indices` are taken.
+    """
+    frames = np.load(path, allow_pickle=False)
+    expected = f"[{total_frames} or {len(frame_indices)}, {image_size}, {image_size}, 3]"
+    if frames.ndim != 4 or frames.shape[1:] != (image_size, image_size, 3) or (
+            frames.shape[0] not in (total_frames, len(frame_indices))):
+        raise ValueError(f"{path}: frames must be {expected}, got shape {frames.shape}.")
+    if frames.shape[0] == total_frames:
+        frames = frames[frame_indices]
+    if frames.dtype == np.uint8:
+        return frames.astype(np.float32) / 255.0
+    frames = frames.astype(np.float32)
+    if not (np.isfinite(frames).all() and frames.min() >= 0.0 and frames.max() <= 1.0):
+        raise ValueError(f"{path}: float frames must be finite pixels in [0, 1].")
+    return frames
+
+
+def monet_views(monet: monet_lib.MONet, monet_params: PyTree, latents: np.ndarray,
+                frames: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+    """Frames and slot masks for the pictures.
+
+    Args:
+      monet: the `aloe.models.monet.MONet` module.
+      monet_params: its parameters.
+      latents: `[T, K, d]` latents of the frames.
+      frames: `[T, H, W, 3]` pixels, or None.
+
+    Returns:
+      `frames` `[T, H, W, 3]` and `masks` `[T, K, H, W]`: the given frames and
+      MONet's masks of them; without frames, MONet's decoding of the latents and
+      the masks it composes them with. With frames also `latent_gap`, the largest
+      absolute difference between MONet's means and `latents` (near 0 when the
+      latents were extracted from these frames by this MONet).
+    """
+    variables = {"params": monet_params}
+    if frames is None:
+        image, masks, _ = jax.jit(lambda v, z: monet.apply(
+            v, z, method=monet_lib.MONet.decode_image))(variables, jnp.asarray(latents))
+        return {"frames": np.asarray(image), "masks": np.asarray(masks)[..., 0]}
+    outputs = jax.jit(lambda v, x: monet.apply(v, x, deterministic=True))(
+        variables, jnp.asarray(frames))
+    return {"frames": np.asarray(frames), "masks": np.asarray(outputs.masks)[..., 0],
+            "latent_gap": float(np.max(np.abs(np.asarray(outputs.mu) - latents)))}
+
+
+def command_inputs(config: ml_collections.ConfigDict, workdir: str,
+                   monet_config: ml_collections.ConfigDict, monet_workdir: str, split: str,
+                   scene: int, question_id: Optional[int], choice_id: Optional[int] = None,
+                   frames_npy: Optional[str] = None) -> dict[str, Any]:
+    """Everything a command needs: both models and parameters, the scene and its pictures.
+
+    Returns:
+      `load_scene`'s entries plus `model`, `params`, `monet`, `monet_params`,
+      `frames`, `masks` (`monet_views`), `id_to_word`, `frames_given` (bool).
+    """
+    model, params, step = restore_model(config, workdir)
+    monet, monet_params, monet_step = restore_model(monet_config, monet_workdir)
+    from aloe.tasks import clevrer as clevrer_task  # pylint: disable=g-import-not-at-top
+    vocab = clevrer_task.load_vocab(config.data)
+    inputs = load_scene(config.data, vocab, split, scene, question_id, choice_id)
+    frames = None
+    if frames_npy:
+        frames = load_frames(frames_npy, inputs["frame_indices"], inputs["total_frames"],
+                             monet.image_size)
+    views = monet_views(monet, monet_params, inputs["latents"], frames)
+    if "latent_gap" in views:
+        logging.info("Largest |MONet mean - stored latent| on these frames: %.4g",
+                     views["latent_gap"])
+    logging.info("ALOE step %d, MONet step %d, scene %d (%s).", step, monet_step, scene,
+                 inputs["kind"])
+    return {**inputs, **views, "model": model, "params": params, "monet": monet,
+            "monet_params": monet_params, "frames_given": frames is not None,
+            "id_to_word": {i: w for w, i in vocab.word_ids.items()}}
+
+
+def define_command_flags() -> None:
+    """The flags shared by the analysis commands (defined only when one runs)."""
+    config_flags.DEFINE_config_file("config", None, "ALOE experiment config file.")
+    config_flags.DEFINE_config_file("monet_config", None, "MONet experiment config file.")
+    flags.DEFINE_string("workdir", None, "ALOE workdir (checkpoints).")
+    flags.DEFINE_string("monet_workdir", None, "MONet workdir (checkpoints).")
+    flags.DEFINE_string("split", "valid", "Latent store split.")
+    flags.DEFINE_integer("scene", None, "Scene index.")
+    flags.DEFINE_integer("question_id", None, "Question id (default: first descriptive one).")
+    flags.DEFINE_string("frames_npy", None, "Optional .npy of the video's frames [T, H, W, 3].")
+    flags.DEFINE_string("out", None, "Folder for the PNG files.")
+    flags.DEFINE_string("logdir", None, "Optional TensorBoard folder for the images.")
+    flags.mark_flags_as_required(["config", "monet_config", "workdir", "monet_workdir", "scene",
+                                  "out"])
+
+
+def main(argv: Sequence[str]) -> None:
+    """absl entry point: the three pictures of one question of one scene."""
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    f = flags.FLAGS
+    inputs = command_inputs(f.config, f.workdir, f.monet_config, f.monet_workdir, f.split,
+                            f.scene, f.question_id, f.choice_id, f.frames_npy)
+    result = analyse_attention(
+        inputs["model"], inputs["params"], inputs["latents"], inputs["question"],
+        inputs["choice"], frames=inputs["frames"], masks=inputs["masks"], out_dir=f.out,
+        logdir=f.logdir, word_frame=f.word_frame, layer=f.layer, head=f.head, count=f.count,
+        id_to_word=inputs["id_to_word"])
+    for name, path in result["paths"].items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    define_command_flags()
+    flags.DEFINE_integer("choice_id", None, "Choice of a multiple-choice question (default first).")
+    flags.DEFINE_integer("word_frame", None, "Frame of the cross-modal picture.")
+    flags.DEFINE_integer("layer", -1, "Transformer layer (default the last).")
+    flags.DEFINE_integer("head", 0, "Attention head.")
+    flags.DEFINE_integer("count", 2, "Most attended slots marked per frame.")
+    app.run(main)
