@@ -9,21 +9,24 @@ on random images:
 - extraction: `MONet.encode` only (attention network + encoder, no decoder), as
   used to cache latents, on `--batch` frames.
 
-Printed (not asserted): median times after warm-up, frames/s, FLOPs per call,
-achieved FLOP/s, this machine's dense float32 matmul peak measured in the same
-run (`measure_matmul_peak` of `benchmarks/train_step.py`, a 4096^3 jnp.dot), the
-process-CPU-time ratio (less affected by other load on a shared machine), and,
-last, `fraction_of_matmul_peak=<number>` for the training step.
+Each program is lowered and compiled explicitly (compile time printed apart),
+so every executed call runs at full speed. Printed (not asserted): median times,
+frames/s, FLOPs per call, achieved FLOP/s, this machine's dense float32 matmul
+peak measured in the same run (`measure_matmul_peak` of
+`benchmarks/train_step.py`, a 4096^3 jnp.dot), the process-CPU-time ratio (less
+affected by other load on a shared machine), and, last,
+`fraction_of_matmul_peak=<number>` for the training step.
 
 FLOPs are XLA's count (`jax.jit(f).lower(...).cost_analysis()["flops"]`, the
 program before optimisation): convolutions and matmuls as 2 per multiply-add
 (padding excluded), plus element-wise work. The programs have no loops (the
 attention recursion is unrolled), so nothing is counted once for many runs.
 
-Full run (about 2-3 minutes on 2 cores):
+Full run (about 2.5 minutes on 2 otherwise idle cores, two timed training steps of
+~40 s each; longer when the machine is shared):
   python benchmarks/monet.py
 Smoke run:
-  python benchmarks/monet.py --batch 4 --steps 1 --warmup 0 --extract_steps 1
+  python benchmarks/monet.py --batch 4 --steps 1 --extract_steps 1
 """
 
 import argparse
@@ -53,7 +56,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=2, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=0,
-                        help="untimed training steps after the first (compiling) one")
+                        help="untimed training steps before the timed ones (compiling is "
+                             "done and timed separately)")
     parser.add_argument("--extract_steps", type=int, default=5, help="timed extraction calls")
     return parser.parse_args()
 
@@ -65,6 +69,7 @@ def make_train_step(model: monet.MONet, tx: optax.GradientTransformation) -> Cal
         """Forward with sampled latents, MONet loss, backward and an RMSProp update."""
 
         def loss_fn(params):
+            """The scalar MONet loss of `images` under `params`."""
             outputs = model.apply({"params": params}, images, deterministic=False,
                                   rngs={"sample": jax.random.fold_in(jax.random.key(0), step)})
             return monet.monet_loss(outputs, images, **model.loss_hyperparameters)[0]
@@ -82,29 +87,31 @@ def make_extract(model: monet.MONet) -> Callable[..., Any]:
                                               method=monet.MONet.encode)[0]
 
 
-def xla_flops(function: Callable[..., Any], *args: Any) -> float:
-    """XLA's FLOP count of `function(*args)` from its lowered (unoptimised) program."""
-    costs = jax.jit(function).lower(*args).cost_analysis()
+def compile_with_flops(function: Callable[..., Any],
+                       *args: Any) -> tuple[Callable[..., Any], float, float]:
+    """(compiled `function` for `args`, XLA's FLOP count of the lowered (unoptimised)
+    program, lowering + compile seconds)."""
+    start = time.perf_counter()
+    lowered = jax.jit(function).lower(*args)
+    costs = lowered.cost_analysis()
     if isinstance(costs, (list, tuple)):
         costs = costs[0]
-    return float(costs["flops"])
+    compiled = lowered.compile()
+    return compiled, float(costs["flops"]), time.perf_counter() - start
 
 
 def time_calls(call: Callable[[int], Any], warmup: int,
-               steps: int) -> tuple[float, list[float], list[float], Any]:
-    """(compile + first call seconds, wall times, process-CPU times, last result) of
-    `call(0)`, `call(1)`, ...: the first call and `warmup` more are not timed."""
-    start = time.perf_counter()
-    result = jax.block_until_ready(call(0))
-    first = time.perf_counter() - start
-    times, cpu_times = [], []
-    for i in range(1, 1 + warmup + steps):
+               steps: int) -> tuple[list[float], list[float], Any]:
+    """(wall times, process-CPU times, last result) of the timed calls of `call(i)`,
+    i = 0, 1, ...: the first `warmup` calls are not timed."""
+    times, cpu_times, result = [], [], None
+    for i in range(warmup + steps):
         start, cpu_start = time.perf_counter(), time.process_time()
         result = jax.block_until_ready(call(i))
-        if i > warmup:
+        if i >= warmup:
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
-    return first, times, cpu_times, result
+    return times, cpu_times, result
 
 
 def main() -> None:
@@ -118,53 +125,51 @@ def main() -> None:
         jax.random.key(0))["params"]
     num_params = sum(leaf.size for leaf in jax.tree.leaves(params))
     print(f"config: slots={args.slots} latent_dim={args.latent_dim} image={args.image_size} "
-          f"batch={args.batch} params={num_params} "
-          f"devices={jax.devices()}")
+          f"batch={args.batch} params={num_params} devices={jax.devices()}")
     tx = optax.rmsprop(1e-4)
-    opt_state = tx.init(params)
-
-    step_flops = xla_flops(make_train_step(model, tx), params, opt_state, images, 0)
-    extract_flops = xla_flops(make_extract(model), params, images)
+    state = {"params": params, "opt_state": tx.init(params)}
 
     peak, cpu_peak = measure_matmul_peak()
 
-    train_step = jax.jit(make_train_step(model, tx))
-    state = {"params": params, "opt_state": opt_state}
+    train_step, step_flops, compile_time = compile_with_flops(
+        make_train_step(model, tx), state["params"], state["opt_state"], images, 0)
 
     def run_train(i):
+        """Training step `i`; updates `state` and returns the loss."""
         state["params"], state["opt_state"], loss = train_step(
             state["params"], state["opt_state"], images, i)
         return loss
 
-    first, times, cpu_times, loss = time_calls(run_train, args.warmup, args.steps)
-    loss = float(loss)
-    if not np.isfinite(loss):
-        raise FloatingPointError(f"The benchmark's loss is not finite: {loss}.")
+    times, cpu_times, loss = time_calls(run_train, args.warmup, args.steps)
+    if not np.isfinite(float(loss)):
+        raise FloatingPointError(f"The benchmark's loss is not finite: {float(loss)}.")
     step = statistics.median(times)
-    print(f"train: compile+first step {first:.1f} s; step times "
-          + " ".join(f"{t:.3f}" for t in times))
-    print(f"train: median step {step:.3f} s, {args.batch / step:.1f} frames/s; "
+    print(f"train: compile {compile_time:.1f} s; step times " + " ".join(f"{t:.3f}" for t in times))
+    print(f"train: median step {step:.3f} s, {args.batch / step:.2f} frames/s; "
           f"{step_flops / 1e9:.1f} GFLOP/step (XLA count), {step_flops / step / 1e9:.1f} GFLOP/s")
 
-    extract = jax.jit(make_extract(model))
-    extract_first, extract_times, extract_cpu, _ = time_calls(
+    extract, extract_flops, extract_compile = compile_with_flops(
+        make_extract(model), state["params"], images)
+    extract_times, extract_cpu, _ = time_calls(
         lambda i: extract(state["params"], images), 1, args.extract_steps)
     extract_time = statistics.median(extract_times)
-    print(f"extract: compile+first call {extract_first:.1f} s; call times "
+    print(f"extract: compile {extract_compile:.1f} s; call times "
           + " ".join(f"{t:.3f}" for t in extract_times))
     print(f"extract: median call {extract_time:.3f} s, {args.batch / extract_time:.1f} frames/s; "
           f"{extract_flops / 1e9:.1f} GFLOP/call (XLA count), "
-          f"{extract_flops / extract_time / 1e9:.1f} GFLOP/s, "
-          f"fraction of matmul peak {extract_flops / extract_time / peak:.3f}")
+          f"{extract_flops / extract_time / 1e9:.1f} GFLOP/s")
 
     peak_after, cpu_peak_after = measure_matmul_peak()
     peak, cpu_peak = max(peak, peak_after), max(cpu_peak, cpu_peak_after)
     cpu_step = statistics.median(cpu_times)
+    extract_cpu_time = statistics.median(extract_cpu)
+    step_per_cpu, extract_per_cpu = step_flops / cpu_step, extract_flops / extract_cpu_time
     print(f"measured matmul FLOPs per process-CPU second: {cpu_peak / 1e9:.1f} G; the train "
-          f"step's: {step_flops / cpu_step / 1e9:.1f} G, ratio {step_flops / cpu_step / cpu_peak:.3f};"
-          f" extraction's ratio {extract_flops / statistics.median(extract_cpu) / cpu_peak:.3f} "
-          f"(robust to other load on the machine)")
+          f"step's: {step_per_cpu / 1e9:.1f} G, ratio {step_per_cpu / cpu_peak:.3f}; "
+          f"extraction's: {extract_per_cpu / 1e9:.1f} G, ratio {extract_per_cpu / cpu_peak:.3f} "
+          f"(robust to other load)")
     print(f"measured float32 matmul peak (4096^3 jnp.dot, best of 2x6): {peak / 1e9:.1f} GFLOP/s")
+    print(f"extract: fraction of matmul peak {extract_flops / extract_time / peak:.3f}")
     print(f"fraction_of_matmul_peak={step_flops / step / peak:.3f}")
 
 

@@ -137,7 +137,8 @@ def test_decode_accepts_extra_leading_axes(model_and_params):
     model, params = model_and_params
     z = jax.random.normal(jax.random.key(3), (2, 3, SLOTS, LATENT))
     rgb, logits = model.apply({"params": params}, z, method=monet.MONet.decode)
-    assert rgb.shape == (2, 3, SLOTS, SIZE, SIZE, 3) and logits.shape == (2, 3, SLOTS, SIZE, SIZE, 1)
+    assert rgb.shape == (2, 3, SLOTS, SIZE, SIZE, 3)
+    assert logits.shape == (2, 3, SLOTS, SIZE, SIZE, 1)
     flat_rgb, _ = model.apply({"params": params}, z[1], method=monet.MONet.decode)
     np.testing.assert_allclose(rgb[1], flat_rgb, rtol=1e-5, atol=1e-6)
 
