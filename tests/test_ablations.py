@@ -1,4 +1,7 @@
-"""Tests of the Table 1 ablation modules: MLP, hierarchical attention, ResNet entities."""
+"""Tests of the Table 1 ablations: the modules (MLP, hierarchical attention, ResNet
+entities), the rows of configs/ablations.py, and each row training through the task."""
+
+import os
 
 import flax.linen as nn
 import jax
@@ -7,10 +10,17 @@ import numpy as np
 import optax
 import pytest
 
+from aloe import evaluate
+from aloe import parallel
+from aloe import tasks
+from aloe import train
+from aloe.data import latents as latents_lib
 from aloe.models.ablations import HierarchicalReasoner
 from aloe.models.ablations import MLPReasoner
 from aloe.models.ablations import ResNetEntities
 from aloe.models.transformer import RelativeTransformer
+from aloe.synthetic import toy_latents
+from configs import ablations as ablation_configs
 
 HEADS, HEAD_DIM = 2, 4
 WIDTH = HEADS * HEAD_DIM
@@ -335,3 +345,152 @@ def test_resnet_rejects_bad_configuration():
         tiny_resnet(widths=(4, 4)).init(init_key(0), frames)
     with pytest.raises(ValueError, match=r"\[batch, frames"):
         tiny_resnet().init(init_key(0), frames[0])
+
+
+# ------------------------------------- Table 1 rows: configs, tasks and training
+
+TOY_COLOURS = np.array([[128, 128, 128], [220, 40, 40], [40, 40, 220], [40, 200, 40],
+                        [140, 90, 40], [230, 230, 40], [40, 220, 220], [160, 40, 200]], np.uint8)
+FRAME_SIZE = 32
+
+
+def render_toy_frames(latents: np.ndarray, size: int) -> np.ndarray:
+    """uint8 `[T, size, size, 3]` of toy latents `[T, K, 16]`: every present object a
+    square of its colour at its position, larger for a later shape index."""
+    frames = np.full((latents.shape[0], size, size, 3), 16, np.uint8)
+    for t, slots in enumerate(latents):
+        for obj in slots:
+            if obj[14] < 0.5:  # Background or empty slot.
+                continue
+            row, col = ((np.clip(obj[[13, 12]], -1, 1) + 1) / 2 * (size - 1)).round().astype(int)
+            half = 1 + int(np.argmax(obj[8:11]))
+            frames[t, max(row - half, 0):row + half + 1, max(col - half, 0):col + half + 1] = (
+                TOY_COLOURS[int(np.argmax(obj[:8]))])
+    return frames
+
+
+@pytest.fixture(scope="module")
+def toy_store(tmp_path_factory):
+    """`(latent root, frame root)`: a tiny toy store and its rendered 32x32 frames."""
+    root = str(tmp_path_factory.mktemp("toy"))
+    toy_latents.write_toy_dataset(root, num_train=16, num_valid=8, seed=0)
+    frames_root = str(tmp_path_factory.mktemp("frames"))
+    for split in ("train", "valid"):
+        source = latents_lib.LatentStore(root, split)
+        target = latents_lib.LatentStore(frames_root, split, dtype=np.uint8)
+        for scene in source.scenes():
+            target.write(scene, render_toy_frames(source.read(scene), FRAME_SIZE))
+    return root, frames_root
+
+
+def row_config(row: str, toy_store, **overrides):
+    """A Table 1 row at the test size, one transformer block, on the toy store."""
+    config = ablation_configs.get_config(f"{row},test")
+    config.data.root, config.data.frames_root = toy_store
+    config.data.num_frames = 4
+    config.model.num_layers = 1
+    config.model.dropout_rate = 0.0
+    config.optimizer.warmup_steps = 0
+    config.optimizer.learning_rate = 1e-2
+    config.auxiliary.batch = 4
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        config[section][name] = value
+    return config
+
+
+def train_on_one_batch(config, steps: int):
+    """`steps` data-parallel training steps (4 devices) on the batch of step 0.
+
+    Returns the task, the step-0 batch, the metrics of every step (each computed
+    before its update) and the initial and final parameters.
+    """
+    task = tasks.build(config)
+    mesh = parallel.make_mesh()
+    tx = train.make_optimizer(config.optimizer, config.train.steps)
+    initial = train.init_state(task, tx, config.seed)
+    state = parallel.replicate(initial, mesh)
+    step = parallel.data_parallel(train.make_train_step(task, tx, config.seed), mesh,
+                                  in_specs=(parallel.REPLICATED, parallel.SHARDED),
+                                  out_specs=(parallel.REPLICATED, parallel.REPLICATED))
+    host_batch = task.train_batch(0)
+    batch = parallel.shard_batch(host_batch, mesh)
+    history = []
+    for _ in range(steps):
+        state, metrics = step(state, batch)
+        history.append(jax.device_get(metrics))
+    return task, host_batch, history, initial.params, jax.device_get(state.params)
+
+
+def test_ablation_config_rows():
+    expected = {"full": ("transformer", 0.01), "no_auxiliary": ("transformer", 0.0),
+                "mlp": ("mlp", 0.0), "resnet": ("resnet", 0.01),
+                "hierarchical": ("hierarchical", 0.01)}
+    assert set(expected) == set(ablation_configs.ROWS)
+    for row, (variant, weight) in expected.items():
+        config = ablation_configs.get_config(row)
+        assert (config.model.variant, config.auxiliary.weight) == (variant, weight), row
+        assert config.model.num_layers == 28 and config.model.num_heads == 10  # Paper size.
+        assert config.data.num_slots == (16 if row == "resnet" else 8)
+        assert config.train.permute_slots == (row != "resnet")
+    assert ablation_configs.get_config("hierarchical").model.frame_num_layers == 13
+    assert ablation_configs.get_config("mlp,test").model.mlp_hidden_dim == 64
+    with pytest.raises(ValueError, match="unknown row"):
+        ablation_configs.get_config("lstm")
+    with pytest.raises(ValueError, match="unknown base"):
+        ablation_configs.get_config("mlp,huge")
+
+
+def test_resnet_row_configuration_errors(toy_store, tmp_path):
+    with pytest.raises(ValueError, match="permute_slots=False"):
+        tasks.build(row_config("resnet", toy_store, **{"train.permute_slots": True}))
+    with pytest.raises(ValueError, match="num_slots=4"):
+        tasks.build(row_config("resnet", toy_store, **{"data.num_slots": 8}))
+    with pytest.raises(ValueError, match="frames_root"):
+        tasks.build(row_config("resnet", toy_store, **{"data.frames_root": ""}))
+    # Frames of another size than data.frame_size: the message names the file.
+    wrong = row_config("resnet", toy_store, **{"data.frame_size": 64, "data.num_slots": 16})
+    with pytest.raises(ValueError, match=r"train/0\.npz: frames must be \[frames, 64, 64, 3\]"):
+        tasks.build(wrong).data("train")
+    # Latents whose slot count differs from data.num_slots.
+    with pytest.raises(ValueError, match="8 slots of size 16, but config.data.num_slots = 4"):
+        tasks.build(row_config("full", toy_store, **{"data.num_slots": 4})).data("train")
+    with pytest.raises(ValueError, match="no object outputs"):
+        task = tasks.build(row_config("mlp", toy_store, **{"auxiliary.weight": 0.01}))
+        task.init_params(jax.random.key(0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", ["full", "mlp", "hierarchical"])
+def test_latent_rows_train_on_four_devices(row, toy_store):
+    config = row_config(row, toy_store, **{"train.permute_slots": False})
+    _, _, history, _, _ = train_on_one_batch(config, steps=10)
+    losses = [float(m["loss"]) for m in history]
+    assert all(np.isfinite(losses)), losses
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert ("auxiliary_loss" in history[0]) == (row != "mlp")
+
+
+@pytest.mark.slow
+def test_resnet_row_learns_from_frames_and_evaluates(toy_store, tmp_path):
+    config = row_config("resnet", toy_store)
+    task, batch, history, initial, final = train_on_one_batch(config, steps=10)
+    frames = batch["descriptive"]["latents"]  # The pixel path: frames under `latents`.
+    assert frames.shape == (4, 4, FRAME_SIZE, FRAME_SIZE, 3) and frames.dtype == np.uint8
+    losses = [float(m["loss"]) for m in history]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert np.isfinite(float(history[-1]["auxiliary_loss"]))
+    # The task loss's gradient reaches every ResNet parameter.
+    grads = jax.jit(jax.grad(lambda p: task.loss(p, batch, jax.random.key(1))[0]))(initial)
+    norms = {jax.tree_util.keystr(path): float(jnp.linalg.norm(g)) for path, g in
+             jax.tree_util.tree_leaves_with_path(grads["resnet_entities"])}
+    assert len(norms) > 10 and all(n > 0 for n in norms.values()), norms
+    for before, after in zip(jax.tree.leaves(initial["resnet_entities"]),
+                             jax.tree.leaves(final["resnet_entities"])):
+        assert not np.allclose(before, after)
+    # Evaluation reads the validation frames.
+    params = parallel.replicate(final, parallel.make_mesh())
+    results = evaluate.evaluate(config, str(tmp_path), params=params, step=10)
+    assert results["num_descriptive"] == len(task.data("valid").questions.descriptive)
+    assert 0.0 <= results["descriptive"] <= 1.0
+    assert os.path.exists(tmp_path / "eval_valid_10.json")

@@ -281,3 +281,170 @@ def test_cater_paper_configuration_parameter_count():
     layer = 4 * width + 5 * width * width + 2 * width + width * mlp + mlp + mlp * width + width
     expected = token + (token * width + width) + 16 * layer + (width * 144 + 144 + 144 * 36 + 36)
     assert count == expected
+
+
+# ------------------------------------------------------ Table 1 reasoner variants
+
+
+def _paper_parameter_counts(model: ALOE, inputs) -> dict[str, int]:
+    """Parameters per top-level name of `model` at the CLEVRER size (shapes only)."""
+    shapes = jax.eval_shape(lambda: model.init(
+        {"params": jax.random.key(0)}, inputs, jnp.zeros((1, 20), jnp.int32),
+        jnp.zeros((1, 4, 12), jnp.int32), deterministic=True))["params"]
+    return {name: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+            for name, tree in shapes.items()}
+
+
+def _resnet_parameters(d: int, stages=(2, 2, 2, 2), widths=(32, 64, 128, 128),
+                       strides=(1, 2, 2, 2), stem=32) -> int:
+    """ResNetEntities' parameters counted by hand (GroupNorm, no conv biases)."""
+    count, channels = 3 * 3 * 3 * stem + 2 * stem, stem           # stem conv + norm
+    for size, width, stride in zip(stages, widths, strides):
+        for block in range(size):
+            count += 9 * channels * width + 9 * width * width + 4 * width  # 2 convs + 2 norms
+            if (stride if block == 0 else 1) != 1 or channels != width:
+                count += channels * width + 2 * width             # shortcut conv + norm
+            channels = width
+    return count + (channels + 2) * d + d                          # entity projection
+
+
+def test_variant_parameter_counts_at_clevrer_size():
+    width, token, mlp, hidden = 180, 18, 1024, 128
+    layer = 4 * width + 5 * width * width + 2 * width + width * mlp + mlp + mlp * width + width
+    shared = (82 * 14 + token                                      # words, CLS
+              + (width * hidden + hidden + hidden * 21 + 21)       # descriptive head
+              + (width * hidden + hidden + hidden + 1))            # choice head
+    projection = token * width + width
+    latents = jnp.zeros((1, 25, 8, 16))
+    base = dict(vocab_size=82, num_answers=21)
+
+    transformer = _paper_parameter_counts(ALOE(**base), latents)
+    assert sum(transformer.values()) == shared + projection + 28 * layer == 14_975_632
+
+    mlp_counts = _paper_parameter_counts(ALOE(variant="mlp", **base), latents)
+    assert "token_projection" not in mlp_counts  # The MLP reads the raw d + 2 tokens.
+    first = 233 * token * 2048 + 2048
+    assert mlp_counts["mlp_reasoner"] == first + 3 * (2048 * 2048 + 2048) + 2048 * width + width
+    assert sum(mlp_counts.values()) == 21_599_576  # The paper's "20M vs 15M".
+
+    hierarchical = _paper_parameter_counts(ALOE(variant="hierarchical", **base), latents)
+    frame_vector = (32 + 8) * width
+    reasoner = 26 * layer + 2 * frame_vector + frame_vector * width + width
+    assert hierarchical["hierarchical_reasoner"] == reasoner
+    assert sum(hierarchical.values()) == shared + projection + reasoner == 15_220_364
+
+    frames = jnp.zeros((1, 25, 64, 64, 3), jnp.uint8)
+    resnet = _paper_parameter_counts(ALOE(variant="resnet", **base), frames)
+    assert resnet["resnet_entities"] == _resnet_parameters(16) == 1_304_912
+    assert sum(resnet.values()) == 14_975_632 + 1_304_912
+    assert ALOE(variant="resnet", **base).entities_per_frame(64, 64) == 16
+
+
+def test_variant_errors_are_clear():
+    latents, question, choices = tiny_inputs()
+    init = lambda model, *args: jax.eval_shape(lambda: model.init(
+        {"params": jax.random.key(0)}, *args, deterministic=True))
+    with pytest.raises(ValueError, match="variant must be one of"):
+        init(tiny_model(variant="lstm"), latents, question, choices)
+    with pytest.raises(ValueError, match="'mlp' has no object outputs"):
+        init(tiny_model(variant="mlp", auxiliary=True), latents, question, choices)
+    # A fixed-size reasoner cannot take descriptive and choice sequences of different lengths.
+    with pytest.raises(ValueError, match="same layout"):
+        init(tiny_model(variant="mlp", descriptive_choice_len=LC + 1), latents, question, choices)
+    with pytest.raises(ValueError, match="frames"):
+        init(tiny_model(variant="resnet"), latents, question, choices)
+    with pytest.raises(ValueError, match="not 'transformer'"):
+        tiny_model().entities_per_frame(64, 64)
+
+
+@pytest.mark.parametrize("variant", ["mlp", "hierarchical"])
+def test_variant_combined_pass_equals_separate_methods(variant):
+    latents, question, choices = tiny_inputs(5)
+    model = tiny_model(variant=variant, mlp_hidden_dim=16, mlp_num_layers=1,
+                       frame_num_layers=1, video_num_layers=1)
+    params = jax.jit(lambda key: model.init({"params": key}, latents, question, choices,
+                                            deterministic=True))(jax.random.key(0))["params"]
+    desc, mc = model.apply({"params": params}, latents, question, latents[::-1], question[::-1],
+                           choices, deterministic=True,
+                           method=ALOE.descriptive_and_multiple_choice)
+    np.testing.assert_allclose(desc, run(model, params, ALOE.descriptive, latents, question),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mc, run(model, params, ALOE.multiple_choice, latents[::-1],
+                                       question[::-1], choices), rtol=1e-5, atol=1e-5)
+    # Padding words reach no output (word_padding_mask is on).
+    changed = jax.tree.map(lambda x: x, params)
+    changed["word_embedding"]["embedding"] = params["word_embedding"]["embedding"].at[0].set(3.0)
+    np.testing.assert_allclose(run(model, changed, ALOE.descriptive, latents, question),
+                               run(model, params, ALOE.descriptive, latents, question),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_hierarchical_latent_predictions_come_from_their_own_frame():
+    model = tiny_model(variant="hierarchical", auxiliary=True, frame_num_layers=1,
+                       video_num_layers=1)
+    latents, question, choices = tiny_inputs(6)
+    params = model.init({"params": jax.random.key(0)}, latents, question, choices,
+                        deterministic=True)["params"]
+    visible = jnp.ones((BATCH, FRAMES, SLOTS), bool).at[:, :, 0].set(False)
+    predict = lambda x: run(model, params, ALOE.predict_latents, x, question, visible)
+    before = predict(latents)
+    after = predict(latents.at[:, 1].add(2.0))  # Every object of frame 1 moves.
+    assert before.shape == (BATCH, FRAMES, SLOTS, D)
+    np.testing.assert_allclose(after[:, 0], before[:, 0], rtol=1e-5, atol=1e-6)
+    assert np.abs(after[:, 1] - before[:, 1]).max() > 1e-4
+    # They are f of the stage-1 object outputs (an independent route to them).
+    _, stage_one = model.apply({"params": params}, latents, question,
+                               jnp.zeros((BATCH, LC), jnp.int32), question_flag=(0.0, 1.0),
+                               visible=visible, deterministic=True, method=ALOE.encode)
+    kernel, bias = params["latent_prediction"]["kernel"], params["latent_prediction"]["bias"]
+    np.testing.assert_allclose(before, np.asarray(stage_one) @ kernel + bias, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_resnet_variant_reads_frames_and_returns_its_entities_as_targets():
+    from aloe.models.ablations import ResNetEntities  # pylint: disable=g-import-not-at-top
+    resnet_options = dict(resnet_stage_sizes=(1, 1), resnet_widths=(4, 8),
+                          resnet_stage_strides=(2, 2), resnet_stem_width=4, resnet_num_groups=2)
+    model = tiny_model(variant="resnet", auxiliary=True, **resnet_options)
+    rng = np.random.default_rng(7)
+    frames = jnp.asarray(rng.integers(0, 256, size=(BATCH, FRAMES, 16, 16, 3)), jnp.uint8)
+    _, question, choices = tiny_inputs(7)
+    entities = model.entities_per_frame(16, 16)
+    assert entities == 4  # 16 / (2 * 2 * 2) = 2 -> 2 x 2 cells.
+    params = model.init({"params": jax.random.key(0)}, frames, question, choices,
+                        deterministic=True)["params"]
+    visible = jnp.ones((BATCH, FRAMES, entities), bool).at[:, 0, 1].set(False)
+    desc, mc, predicted, targets = model.apply(
+        {"params": params}, frames, question, frames, question, choices, deterministic=True,
+        aux=(frames, question, visible), return_targets=True,
+        method=ALOE.descriptive_and_multiple_choice)
+    assert desc.shape == (BATCH, ANSWERS) and mc.shape == (BATCH, CHOICES)
+    assert predicted.shape == targets.shape == (BATCH, FRAMES, entities, D)
+    resnet = ResNetEntities(output_dim=D, stage_sizes=(1, 1), widths=(4, 8), stage_strides=(2, 2),
+                            stem_width=4, num_groups=2)
+    expected = resnet.apply({"params": params["resnet_entities"]}, frames)
+    np.testing.assert_allclose(targets, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(desc, run(model, params, ALOE.descriptive, frames, question),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["mlp", "hierarchical", "resnet"])
+def test_cater_model_variants(variant):
+    options = dict(resnet_stage_sizes=(1,), resnet_widths=(4,), resnet_stage_strides=(2,),
+                   resnet_stem_width=4, resnet_num_groups=2, mlp_hidden_dim=8, mlp_num_layers=1,
+                   frame_num_layers=1, video_num_layers=1)
+    model = ALOECater(latent_dim=D, num_heads=HEADS, num_layers=1, mlp_dim=16,
+                      head_hidden_dim=8, auxiliary=variant != "mlp", variant=variant, **options)
+    inputs = tiny_inputs()[0]
+    if variant == "resnet":
+        inputs = jnp.zeros((BATCH, FRAMES, 8, 8, 3), jnp.uint8)  # 2 x 2 = 4 entities.
+    variables = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, inputs,
+                                                  deterministic=True))
+    logits = jax.eval_shape(lambda v: model.apply(v, inputs, deterministic=True), variables)
+    assert logits.shape == (BATCH, 36)
+    if variant != "mlp":
+        slots = 4 if variant == "resnet" else SLOTS
+        outputs = jax.eval_shape(lambda v: model.apply(
+            v, inputs, jnp.ones((BATCH, FRAMES, slots), bool), deterministic=True,
+            return_targets=True, method=ALOECater.logits_and_latents), variables)
+        assert [o.shape for o in outputs] == [(BATCH, 36)] + [(BATCH, FRAMES, slots, D)] * 2

@@ -26,6 +26,9 @@
   mean under data parallelism, and compute statistics over the frames of only
   a few videos, which are strongly correlated; GroupNorm is per frame, has no
   state and gives the same result however the batch is split over devices.
+
+`ALOE` and `ALOECater` (`aloe.models.aloe`) use these through their `variant`
+field ("mlp", "hierarchical", "resnet"); configs/ablations.py holds the rows.
 """
 
 from typing import Optional, Sequence
@@ -193,8 +196,8 @@ class HierarchicalReasoner(nn.Module):
         return out
 
     def __call__(self, words: jax.Array, word_mask: Optional[jax.Array], objects: jax.Array,
-                 cls: Optional[jax.Array] = None, *,
-                 deterministic: bool) -> tuple[jax.Array, jax.Array]:
+                 cls: Optional[jax.Array] = None, *, deterministic: bool,
+                 return_frame_outputs: bool = False) -> tuple[jax.Array, ...]:
         """Both stages.
 
         Args:
@@ -204,9 +207,11 @@ class HierarchicalReasoner(nn.Module):
           cls: `[B, width]` CLS vector (e.g. ALOE's projected CLS token); must be
             None when `learned_cls` (the module's own is used).
           deterministic: True disables dropout.
+          return_frame_outputs: also return the stage-1 outputs (`encode_frames`).
 
         Returns:
-          `(cls output [B, width], frame outputs [B, T, width])` of stage 2.
+          `(cls output [B, width], frame outputs [B, T, width])` of stage 2, and
+          with `return_frame_outputs` the stage-1 outputs `[B, T, L+K, width]`.
         """
         batch, width = words.shape[0], self.num_heads * self.head_dim
         if self.learned_cls:
@@ -219,14 +224,16 @@ class HierarchicalReasoner(nn.Module):
         if cls.shape != (batch, width):
             raise ValueError(f"HierarchicalReasoner cls must be [batch={batch}, {width}], "
                              f"got shape {cls.shape}.")
-        frame_outputs = self.encode_frames(words, word_mask, objects,
-                                           deterministic=deterministic)
+        stage_one = self.encode_frames(words, word_mask, objects, deterministic=deterministic)
+        summarized = stage_one
         if self.frame_summary == "objects":
-            frame_outputs = frame_outputs[:, :, words.shape[1]:]
-        frame_outputs = frame_outputs.reshape(*frame_outputs.shape[:2], -1)
-        frame_vectors = nn.relu(self.frame_projection(self.frame_norm(frame_outputs)))
+            summarized = stage_one[:, :, words.shape[1]:]
+        summarized = summarized.reshape(*summarized.shape[:2], -1)
+        frame_vectors = nn.relu(self.frame_projection(self.frame_norm(summarized)))
         out = self.video_transformer(jnp.concatenate([cls[:, None], frame_vectors], axis=1),
                                      None, deterministic=deterministic)
+        if return_frame_outputs:
+            return out[:, 0], out[:, 1:], stage_one
         return out[:, 0], out[:, 1:]
 
 

@@ -8,6 +8,18 @@ self-supervised auxiliary loss of an unsupervised sub-batch when
 `config.auxiliary.weight` > 0 (`aloe.tasks.auxiliary`), all in one transformer
 pass. `data.labeled_fraction` < 1 trains the answers of a fixed subset of the
 videos only; the unsupervised sub-batch draws from all of them.
+
+`config.model.variant` picks the reasoner (`aloe.models.aloe.VARIANTS`, the
+rows of the paper's Table 1). The "resnet" variant reads pixels: its batches
+carry, under the key `latents`, frames `[B, T, S, S, 3]` uint8 read from a
+frame store at `data.frames_root` in the latent store's layout
+(`{frames_root}/{split}/{scene_index}.npz`, one `[frames, S, S, 3]` uint8 array
+per scene, S = `data.frame_size`); the questions still come from `data.root`,
+whose latents are read and then replaced by the frames. All frames of a split
+are held in memory (CLEVRER: 1.5 MB per video). `data.num_slots` must equal the
+ResNet's entities per frame, and `train.permute_slots` must be off: the slot
+axis of a frame array is an image axis, and the entities come in a fixed
+spatial order with their coordinates appended.
 """
 
 import json
@@ -24,6 +36,7 @@ import optax
 from aloe import augment
 from aloe.clevrer import metrics as clevrer_metrics
 from aloe.data import clevrer_latents
+from aloe.data import latents as latents_lib
 from aloe.data import vocab as vocab_lib
 from aloe.models import aloe as aloe_model
 from aloe.tasks import auxiliary
@@ -59,7 +72,28 @@ class ClevrerTask:
         self.model = aloe_model.ALOE(vocab_size=self.vocab.vocab_size,
                                      num_answers=self.vocab.num_answers,
                                      auxiliary=self.auxiliary, **config.model)
+        self.pixels = self.model.variant == "resnet"
+        if self.pixels:
+            self._check_pixel_config()
         self._splits: dict[str, clevrer_latents.ClevrerLatentData] = {}
+
+    def _check_pixel_config(self) -> None:
+        """The "resnet" variant's data settings, with the fix in every message."""
+        d = self.config.data
+        if self.config.train.permute_slots:
+            raise ValueError("config.model.variant = 'resnet' reads frames, whose slot axis is "
+                             "an image axis: set --config.train.permute_slots=False.")
+        if not d.get("frames_root"):
+            raise ValueError("config.model.variant = 'resnet' needs config.data.frames_root, the "
+                             "root of a frame store ({frames_root}/{split}/{scene_index}.npz).")
+        if not d.get("frame_size"):
+            raise ValueError("config.model.variant = 'resnet' needs config.data.frame_size "
+                             "(frames are frame_size x frame_size).")
+        entities = self.model.entities_per_frame(d.frame_size, d.frame_size)
+        if d.num_slots != entities:
+            raise ValueError(f"config.data.num_slots = {d.num_slots}, but the ResNet gives "
+                             f"{entities} entities per {d.frame_size}x{d.frame_size} frame: set "
+                             f"--config.data.num_slots={entities}.")
 
     def data(self, split: str) -> clevrer_latents.ClevrerLatentData:
         """The latent data of `split`, loaded on first use."""
@@ -71,16 +105,48 @@ class ClevrerTask:
                 max_choices=d.max_choices, unknown_words=d.unknown_words, seed=self.config.seed,
                 labeled_fraction=d.labeled_fraction, labeled_seed=d.labeled_seed,
                 process_index=self.process_index, process_count=self.process_count)
+            if self.pixels:
+                self._splits[split].latents = self._read_frames(
+                    split, self._splits[split].scene_indices)
+            else:
+                self._check_latents(split, self._splits[split].latents)
         return self._splits[split]
+
+    def _check_latents(self, split: str, latents: np.ndarray) -> None:
+        """Latents `[scenes, frames, K, d]` must match data.num_slots and model.latent_dim."""
+        expected = (self.config.data.num_slots, self.config.model.latent_dim)
+        if latents.shape[2:] != expected:
+            raise ValueError(f"{os.path.join(self.config.data.root, split)}: latents have "
+                             f"{latents.shape[2]} slots of size {latents.shape[3]}, but "
+                             f"config.data.num_slots = {expected[0]} and "
+                             f"config.model.latent_dim = {expected[1]}.")
+
+    def _read_frames(self, split: str, scene_indices: np.ndarray) -> np.ndarray:
+        """uint8 `[scenes, frames, S, S, 3]` of `scene_indices` from the frame store."""
+        d = self.config.data
+        store = latents_lib.LatentStore(d.frames_root, split, dtype=np.uint8)
+        frames = store.load_all(scene_indices)
+        size = d.frame_size
+        if frames.ndim != 5 or frames.shape[2:] != (size, size, 3):
+            raise ValueError(f"{store.path(scene_indices[0])}: frames must be [frames, {size}, "
+                             f"{size}, 3] (config.data.frame_size = {size}), got shape "
+                             f"{frames.shape[1:]}.")
+        if frames.shape[1] < d.num_frames:
+            raise ValueError(f"{store.path(scene_indices[0])}: {frames.shape[1]} frames, fewer "
+                             f"than config.data.num_frames = {d.num_frames}.")
+        return frames
 
     # Parameters and training.
 
     def init_params(self, rng: jax.Array) -> PyTree:
         d = self.config.data
-        latents = jnp.zeros((1, d.num_frames, d.num_slots, self.config.model.latent_dim))
+        if self.pixels:
+            inputs = jnp.zeros((1, d.num_frames, d.frame_size, d.frame_size, 3), jnp.uint8)
+        else:
+            inputs = jnp.zeros((1, d.num_frames, d.num_slots, self.config.model.latent_dim))
         question = jnp.zeros((1, d.max_question_len), jnp.int32)
         choices = jnp.zeros((1, d.max_choices, d.max_choice_len), jnp.int32)
-        return self.model.init({"params": rng}, latents, question, choices,
+        return self.model.init({"params": rng}, inputs, question, choices,
                                deterministic=True)["params"]
 
     def train_batch(self, step: int) -> dict[str, Any]:
@@ -98,7 +164,11 @@ class ClevrerTask:
 
     def loss(self, params: PyTree, batch: dict[str, Any],
              rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Training loss on one device's rows, with dropout and slot permutation."""
+        """Training loss on one device's rows, with dropout and slot permutation.
+
+        The auxiliary targets are the model's own (`return_targets`): the
+        (permuted) latents, or the ResNet's entities of the frames for "resnet".
+        """
         perm_desc, perm_mc, drop, perm_aux, mask_rng = jax.random.split(rng, 5)
         desc, mc = batch["descriptive"], batch["multiple_choice"]
         desc_latents, mc_latents = desc["latents"], mc["latents"]
@@ -110,12 +180,15 @@ class ClevrerTask:
             aux_latents = batch["auxiliary"]["latents"]
             if self.config.train.permute_slots:
                 aux_latents = augment.permute_slots(perm_aux, aux_latents)
-            masks = auxiliary.draw_masks(self.config, mask_rng, aux_latents.shape)
+            grid = aux_latents.shape[:3]
+            if self.pixels:  # Entities per frame, not image rows.
+                grid = grid[:2] + (self.config.data.num_slots,)
+            masks = auxiliary.draw_masks(self.config, mask_rng, grid)
             aux_inputs = (aux_latents, batch["auxiliary"]["question"], masks.m)
         outputs = self._apply(
             params, aloe_model.ALOE.descriptive_and_multiple_choice, desc_latents,
             desc["question"], mc_latents, mc["question"], mc["choices"], rng=drop,
-            aux=aux_inputs)
+            aux=aux_inputs, return_targets=self.auxiliary)
         desc_logits, mc_logits = outputs[:2]
         desc_loss = optax.softmax_cross_entropy_with_integer_labels(
             desc_logits, desc["answer"]).mean()
@@ -131,7 +204,7 @@ class ClevrerTask:
         loss = desc_loss + mc_loss
         if self.auxiliary:
             weighted, aux_metrics = auxiliary.loss_and_metrics(
-                self.config, outputs[2], aux_inputs[0], masks.tau)
+                self.config, outputs[2], outputs[3], masks.tau)
             loss += weighted
             metrics.update(aux_metrics)
         return loss, metrics

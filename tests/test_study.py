@@ -1,0 +1,116 @@
+"""Tests of `aloe.study`: planning, tabulation over seeds, and a resumable two-run study."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from aloe import study
+from aloe.synthetic import toy_latents
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_CONFIG = os.path.join(REPO, "configs", "test.py")
+ABLATIONS = os.path.join(REPO, "configs", "ablations.py")
+
+
+def write_eval(run: study.Run, metrics: dict) -> None:
+    """An evaluation file as `aloe.evaluate` writes it (metrics, counts, step, split)."""
+    os.makedirs(run.workdir, exist_ok=True)
+    with open(run.eval_file, "w") as f:
+        json.dump({**metrics, "num_descriptive": 10, "step": 2, "split": "valid"}, f)
+
+
+def test_summary_has_mean_and_sample_std_over_finished_seeds(tmp_path):
+    runs = [study.Run(name, "cfg", seed, str(tmp_path / name / f"seed_{seed}"),
+                      str(tmp_path / name / f"seed_{seed}" / "eval_valid_2.json"), ())
+            for name, seed in (("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1))]
+    values = {("a", 0): 0.5, ("a", 1): 0.75, ("a", 2): 0.25, ("b", 0): 0.9}
+    for run in runs:
+        if (run.name, run.seed) in values:  # b's seed 1 has not finished.
+            x = values[run.name, run.seed]
+            write_eval(run, {"predictive_per_option": 1 - x, "descriptive": x, "extra": 2 * x})
+    summary = study.write_results(str(tmp_path), runs)
+    # Paper order first, then the others alphabetically; counts, step and split are not metrics.
+    assert summary["columns"] == ["descriptive", "predictive_per_option", "extra"]
+    a, b = summary["runs"]
+    assert (a["name"], a["seeds"], a["finished_seeds"]) == ("a", [0, 1, 2], [0, 1, 2])
+    assert (b["seeds"], b["finished_seeds"]) == ([0, 1], [0])
+    np.testing.assert_allclose(a["metrics"]["descriptive"]["mean"], 0.5)
+    np.testing.assert_allclose(a["metrics"]["descriptive"]["std"],
+                               np.std([0.5, 0.75, 0.25], ddof=1))
+    np.testing.assert_allclose(a["metrics"]["extra"]["values"], [1.0, 1.5, 0.5])
+    assert b["metrics"]["descriptive"] == {"mean": 0.9, "std": None, "values": [0.9]}
+    with open(tmp_path / "results.json") as f:
+        assert json.load(f) == summary
+    table = (tmp_path / "results.md").read_text().splitlines()
+    assert table[0] == "| run | seeds | descriptive | predictive_per_option | extra |"
+    assert table[2] == "| a | 3/3 | 0.5000 ± 0.2500 | 0.5000 ± 0.2500 | 1.0000 ± 0.5000 |"
+    assert table[3] == "| b | 1/2 | 0.9000 | 0.1000 | 1.8000 |"
+
+
+def test_dry_run_prints_commands_and_runs_nothing(tmp_path, capsys):
+    out = tmp_path / "study"
+    status = study.main(["--out", str(out), "--run", f"base={TEST_CONFIG}",
+                         "--run", f"mlp={ABLATIONS}:mlp,test", "--override", "data.root=/none",
+                         "--override", "train.steps=7", "--seeds", "0,3", "--dry_run"])
+    assert status == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all("-m aloe.main" in line for line in lines)
+    assert "mlp seed 3" in lines[3] and "--config.seed=3" in lines[3]
+    assert f"--workdir={out}/mlp/seed_3" in lines[3] and "--config.train.steps=7" in lines[3]
+    assert f"--config={ABLATIONS}:mlp,test" in lines[3]
+    assert not out.exists()
+    # Every config is loaded with the overrides before anything runs.
+    with pytest.raises(ValueError, match="configs/test.py"):
+        study.main(["--out", str(out), "--run", f"base={TEST_CONFIG}",
+                    "--override", "data.frames_root=/none", "--dry_run"])
+    with pytest.raises(ValueError, match="names must differ"):
+        study.main(["--out", str(out), "--run", f"a={TEST_CONFIG}", "--run", f"a={TEST_CONFIG}",
+                    "--dry_run"])
+    with pytest.raises(ValueError, match="--seeds"):
+        study.main(["--out", str(out), "--run", f"a={TEST_CONFIG}", "--override", "seed=3"])
+
+
+@pytest.mark.slow
+def test_two_run_study_writes_results_and_skips_finished_runs(tmp_path, capsys):
+    root = tmp_path / "toy"
+    toy_latents.write_toy_dataset(root, num_train=16, num_valid=8, seed=0)
+    out = tmp_path / "study"
+    args = ["--out", str(out), "--run", f"base={TEST_CONFIG}",
+            "--run", f"mlp={ABLATIONS}:mlp,test"]
+    overrides = [f"data.root={root}", "train.steps=2", "train.checkpoint_every=2",
+                 "train.log_every=1", "data.num_frames=4", "model.num_layers=1"]
+    for override in overrides:
+        args += ["--override", override]
+    assert study.main(args) == 0
+    first = capsys.readouterr().out
+    assert first.count(": running in ") == 2 and first.count(": done in ") == 2, first
+
+    eval_files = [out / name / "seed_0" / "eval_valid_2.json" for name in ("base", "mlp")]
+    stamps = [os.stat(path).st_mtime_ns for path in eval_files]
+    with open(out / "results.json") as f:
+        summary = json.load(f)
+    assert [row["name"] for row in summary["runs"]] == ["base", "mlp"]
+    assert summary["columns"][:2] == ["descriptive", "explanatory_per_option"]
+    for row, path in zip(summary["runs"], eval_files):
+        with open(path) as f:
+            evaluated = json.load(f)
+        assert row["finished_seeds"] == [0]
+        for column in summary["columns"]:
+            np.testing.assert_equal(row["metrics"][column]["values"], [evaluated[column]])
+    table = (out / "results.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| base", "| mlp"]
+    assert "mlp" in (out / "mlp" / "seed_0" / "study.log").read_text()
+
+    # Again: both runs are finished, so nothing trains and the results are rewritten.
+    os.remove(out / "results.md")
+    assert study.main(args) == 0
+    second = capsys.readouterr().out
+    assert second.count("finished, skipped") == 2 and "running in" not in second, second
+    assert [os.stat(path).st_mtime_ns for path in eval_files] == stamps
+    assert (out / "results.md").read_text().splitlines() == table
+
+    # A changed command meets a workdir made by another one: an error, not a mixed run.
+    with pytest.raises(ValueError, match="made by another command"):
+        study.main(args + ["--override", "train.steps=3"])
