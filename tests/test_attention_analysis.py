@@ -11,6 +11,7 @@ from PIL import Image
 
 from aloe.analysis import attention
 from aloe.analysis import figures
+from aloe.analysis import inputs as inputs_lib
 from aloe.data import vocab as vocab_lib
 from aloe.models import ALOE
 from aloe.synthetic import toy_latents
@@ -272,20 +273,20 @@ def test_load_scene_reads_the_question_and_evenly_spaced_latents(tmp_path):
     stored = np.load(root / "valid" / "10000.npz", allow_pickle=False)
     frames = np.arange(config.data.num_frames) * (128 // config.data.num_frames)
 
-    first = attention.load_scene(config.data, vocab, "valid", 10000)
+    first = inputs_lib.load_scene(config.data, vocab, "valid", 10000)
     assert first["kind"] == "descriptive" and first["choice"] is None
     np.testing.assert_array_equal(first["question"], vocab.encode(desc["question"], 20))
     np.testing.assert_array_equal(first["latents"], stored[frames])
-    second = attention.load_scene(config.data, vocab, "valid", 10000, mc["question_id"],
-                                  mc["choices"][1]["choice_id"])
+    second = inputs_lib.load_scene(config.data, vocab, "valid", 10000, mc["question_id"],
+                                   mc["choices"][1]["choice_id"])
     np.testing.assert_array_equal(second["question"], vocab.encode(mc["question"], 20))
     np.testing.assert_array_equal(second["choice"], vocab.encode(mc["choices"][1]["choice"], 12))
     with pytest.raises(ValueError, match=r"valid.json: scene_index 10000, question_id 999"):
-        attention.load_scene(config.data, vocab, "valid", 10000, 999)
+        inputs_lib.load_scene(config.data, vocab, "valid", 10000, 999)
 
     video = np.random.default_rng(0).integers(0, 256, (128, 8, 8, 3), dtype=np.uint8)
     np.save(tmp_path / "frames.npy", video)
-    loaded = attention.load_frames(str(tmp_path / "frames.npy"), frames, 128, 8)
+    loaded = inputs_lib.load_frames(str(tmp_path / "frames.npy"), frames, 128, 8)
     np.testing.assert_allclose(loaded, video[frames] / 255.0, atol=1e-7)
     with pytest.raises(ValueError, match="frames.npy: frames must be"):
-        attention.load_frames(str(tmp_path / "frames.npy"), frames, 128, 16)
+        inputs_lib.load_frames(str(tmp_path / "frames.npy"), frames, 128, 16)

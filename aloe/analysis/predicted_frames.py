@@ -22,7 +22,7 @@ The picture has three rows of T panels:
 
 The model must have the auxiliary parameters (`ALOE(auxiliary=True)`, i.e. a
 config with `auxiliary.weight > 0`). The command's inputs are read as in
-`aloe.analysis.attention` (checkpoints, latent store, optional `--frames_npy`).
+`aloe.analysis.inputs` (checkpoints, latent store, optional `--frames_npy`).
 """
 
 import functools
@@ -35,8 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from aloe import masking
-from aloe.analysis import attention
 from aloe.analysis import figures
+from aloe.analysis import inputs as inputs_lib
 from aloe.models import aloe as aloe_model
 from aloe.models import monet as monet_lib
 
@@ -206,8 +206,8 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
-    inputs = attention.command_inputs(f.config, f.workdir, f.monet_config, f.monet_workdir,
-                                      f.split, f.scene, f.question_id, None, f.frames_npy)
+    inputs = inputs_lib.command_inputs(f.config, f.workdir, f.monet_config, f.monet_workdir,
+                                       f.split, f.scene, f.question_id, None, f.frames_npy)
     if inputs["kind"] != "descriptive":
         raise app.UsageError("--question_id must name a descriptive question (or be left out).")
     result = render_predicted_frames(
@@ -221,7 +221,7 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-    attention.define_command_flags()
+    inputs_lib.define_command_flags()
     flags.DEFINE_integer("buffer", 3, "Hidden frames before the targets.")
     flags.DEFINE_integer("target_frames", 3, "Target frames at the end.")
     app.run(main)
