@@ -393,9 +393,7 @@ def row_config(row: str, toy_store, **overrides):
     config.optimizer.warmup_steps = 0
     config.optimizer.learning_rate = 1e-2
     config.auxiliary.batch = 4
-    for key, value in overrides.items():
-        section, name = key.split(".")
-        config[section][name] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 

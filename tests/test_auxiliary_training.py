@@ -26,12 +26,7 @@ def make_config(root, **overrides):
     config.data.root = root
     config.model.dropout_rate = 0.0
     config.optimizer.warmup_steps = 0
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for name in path:
-            node = node[name]
-        node[last] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 

@@ -31,12 +31,7 @@ def make_config(root, **overrides):
     config.train.static_batch = 4
     config.train.moving_batch = 4
     config.eval.batch_size = 8
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for name in path:
-            node = node[name]
-        node[last] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 

@@ -57,12 +57,7 @@ def make_config(root, data_dir, **overrides):
     config.extract.out = ""
     config.extract.questions_dir = os.fspath(pathlib.Path(root) / "questions")
     config.extract.batch_size = 16
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for name in path:
-            node = node[name]
-        node[last] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 
