@@ -24,6 +24,7 @@ setuptools.setup(
         "numpy>=2.0",
         "optax>=0.2.6",
         "orbax-checkpoint>=0.11.0",
+        "pillow>=10.0",
         "tensorflow-cpu>=2.20",
         "tensorboard>=2.20",
         "tensorflow-datasets>=4.9.9",
