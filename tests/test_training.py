@@ -33,12 +33,7 @@ def toy_root(tmp_path_factory):
 def make_config(root, **overrides):
     config = test_config.get_config()
     config.data.root = root
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for name in path:
-            node = node[name]
-        node[last] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 
@@ -155,23 +150,30 @@ def _question_only_baseline(root):
 
 
 @pytest.fixture(scope="module")
-def learned(toy_root, tmp_path_factory):
-    config = make_config(toy_root, **{
-        "train.steps": 400, "train.log_every": 100, "train.checkpoint_every": 400,
-        "optimizer.learning_rate": 2e-3, "optimizer.warmup_steps": 50,
-        "model.dropout_rate": 0.0, "train.descriptive_batch": 16, "train.mc_batch": 8,
-        "model.num_heads": 4, "model.mlp_dim": 128})
+def learned(tmp_path_factory):
+    # More scenes than `toy_root`, so that held-out accuracy measures generalisation.
+    root = str(tmp_path_factory.mktemp("toy_learn"))
+    toy_latents.write_toy_dataset(root, num_train=600, num_valid=60, seed=2)
+    # configs/toy.py's model and optimizer; multiple choice takes off after ~1,000 steps.
+    config = make_config(root, **{
+        "train.steps": 1500, "train.log_every": 100, "train.checkpoint_every": 1500,
+        "optimizer.name": "adam", "optimizer.learning_rate": 1e-3,
+        "optimizer.warmup_steps": 100, "data.num_frames": 4,
+        "model.dropout_rate": 0.0, "train.descriptive_batch": 16, "train.mc_batch": 16,
+        "model.num_heads": 4, "model.num_layers": 4, "model.mlp_dim": 256,
+        "model.head_hidden_dim": 64})
     workdir = str(tmp_path_factory.mktemp("learn"))
     state = train.train(config, workdir)
-    results = evaluate.evaluate(config, workdir, params=state.params, step=400)
-    assert os.path.exists(os.path.join(workdir, "eval_valid_400.json"))
-    return results
+    results = evaluate.evaluate(config, workdir, params=state.params, step=1500)
+    assert os.path.exists(os.path.join(workdir, "eval_valid_1500.json"))
+    return root, results
 
 
 @pytest.mark.slow
-def test_descriptive_beats_question_only_baseline_on_held_out_scenes(toy_root, learned):
-    baseline = _question_only_baseline(toy_root)
-    assert learned["descriptive"] > baseline + 0.05, (baseline, learned)
+def test_descriptive_beats_question_only_baseline_on_held_out_scenes(learned):
+    root, results = learned
+    baseline = _question_only_baseline(root)
+    assert results["descriptive"] > baseline + 0.15, (baseline, results)
 
 
 def _constant_choice_baseline(root):
@@ -184,9 +186,12 @@ def _constant_choice_baseline(root):
 
 
 @pytest.mark.slow
-def test_multiple_choice_beats_constant_baseline_on_held_out_scenes(toy_root, learned):
-    baseline = _constant_choice_baseline(toy_root)
-    assert learned["multiple_choice_per_option"] > baseline + 0.03, (baseline, learned)
+def test_multiple_choice_beats_constant_baseline_on_held_out_scenes(learned):
+    root, results = learned
+    baseline = _constant_choice_baseline(root)
+    assert results["multiple_choice_per_option"] > baseline + 0.1, (baseline, results)
+    # The attribute family is learned almost perfectly (motion is the hard one).
+    assert results["explanatory_per_option"] > 0.8, results
 
 
 @pytest.mark.slow
