@@ -79,3 +79,21 @@ def test_auxiliary_loss_learns_to_predict_hidden_objects(toy_root, tmp_path):
     error = float(losses.masked_latent_error(predicted, held_out["latents"], masks.tau))
     baseline = float(losses.mean_baseline_latent_error(held_out["latents"], masks.tau))
     assert error < 0.3 * baseline, (error, baseline)
+
+
+def test_figure_configs_cover_the_paper_comparisons():
+    from configs import auxiliary_study  # pylint: disable=g-import-not-at-top
+    figure4 = auxiliary_study.runs("figure4")
+    assert len(figure4) == 12 and len({arg for _, arg in figure4}) == 12
+    seen = set()
+    for _, arg in figure4:
+        config = auxiliary_study.get_config(arg)
+        assert config.data.labeled_fraction == 0.5 and config.auxiliary.weight == 0.01
+        seen.add((config.auxiliary.scheme, config.auxiliary.loss))
+        auxiliary.draw_masks(config, jax.random.key(0), (2, 25, 8))  # Valid scheme settings.
+    assert seen == {(s, l) for s in "abcdef" for l in ("l2", "contrastive")}
+    figure3 = [auxiliary_study.get_config(arg) for _, arg in auxiliary_study.runs("figure3", "toy")]
+    assert {(c.data.labeled_fraction, c.auxiliary.weight > 0) for c in figure3} == {
+        (f, a) for f in auxiliary_study.FRACTIONS for a in (True, False)}
+    with pytest.raises(ValueError, match="scheme"):
+        auxiliary_study.get_config("figure4/g/l2")
