@@ -202,6 +202,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
                 history = _fetch_and_check(history, last_saved)
                 ckpt.save(done, state)
                 last_saved = done
+                _write_images(writer, task, state.params, batch, done)
             if stop:
                 logging.warning("Stopped at step %d on request; resume by running again.", done)
                 break
@@ -232,6 +233,18 @@ def _should_stop(preemption: checkpointing.PreemptionFlag, ckpt: checkpointing.C
     if done % PREEMPTION_SYNC_EVERY == 0 or done == total:
         stop = parallel.any_process(preemption.is_set()) or stop
     return stop
+
+
+def _write_images(writer, task: Any, params: PyTree, batch: PyTree, step: int) -> None:
+    """TensorBoard images of a task that draws them (`task.summary_images`), process 0.
+
+    `summary_images(params, batch) -> {name: uint8 [N, H, W, C]}` gets this process's
+    copy of the (replicated) parameters and its rows of the step's batch.
+    """
+    if not hasattr(task, "summary_images") or jax.process_index() != 0:
+        return
+    local = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
+    writer.write_images(step, task.summary_images(local, batch))
 
 
 def _log(writer, history, step: int, total: int, steps_per_sec: float) -> None:

@@ -6,6 +6,7 @@ import pathlib
 import jax
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from aloe import checkpointing
@@ -78,6 +79,19 @@ def test_train_evaluate_and_extract(data, tmp_path):
     config = make_config(root, data_dir)
     state = train.train(config, workdir)
     assert int(state.step) == 4
+    # TensorBoard images at each checkpoint: input | reconstruction, and the slot masks.
+    task = tasks.build(config)
+    images = task.summary_images(jax.device_get(state.params), task.train_batch(0))
+    assert images["monet/reconstruction"].shape == (4, 64, 128, 3)
+    assert images["monet/masks"].shape == (4, 64, 4 * 64, 3)
+    np.testing.assert_allclose(images["monet/reconstruction"][:, :, :64] / 255,
+                               task.train_batch(0)["image"][:4], atol=1 / 255)
+    tags = set()
+    for name in os.listdir(workdir):
+        if name.startswith("events.out.tfevents"):
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(workdir, name)):
+                tags.update(value.tag for value in event.summary.value)
+    assert {"monet/reconstruction", "monet/masks", "train/loss"} <= tags, tags
     results = evaluate.evaluate(config, workdir, split="validation")
     for name in ("loss", "reconstruction_mse", "fg_ari", "fg_ari_one_slot"):
         assert np.isfinite(results[name]), (name, results)

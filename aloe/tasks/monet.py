@@ -116,6 +116,23 @@ class MonetTask:
                                    rngs={"sample": rng})
         return monet_lib.monet_loss(outputs, batch["image"], **self.model.loss_hyperparameters)
 
+    def summary_images(self, params: PyTree, batch: dict[str, Any],
+                       count: int = 4) -> dict[str, np.ndarray]:
+        """TensorBoard images of `count` frames: input | reconstruction | slot masks.
+
+        Returns `{'monet/reconstruction': uint8 [count, H, 2W, 3], 'monet/masks':
+        uint8 [count, H, K*W, 3]}` (masks in grey, slot 0 first).
+        """
+        images = np.asarray(batch["image"][:count])
+        outputs = jax.jit(lambda p, x: self.model.apply({"params": p}, x, deterministic=True))(
+            params, images)
+        recon = np.concatenate([images, np.asarray(outputs.recon)], axis=2)
+        masks = np.asarray(outputs.masks)  # [N, K, H, W, 1]
+        masks = np.concatenate(list(masks.transpose(1, 0, 2, 3, 4)), axis=2)
+        to_uint8 = lambda x: (np.clip(x, 0.0, 1.0) * 255).round().astype(np.uint8)
+        return {"monet/reconstruction": to_uint8(recon),
+                "monet/masks": to_uint8(np.repeat(masks, 3, axis=-1))}
+
     # Evaluation.
 
     def eval_batches(self, split: str) -> Iterator[dict[str, Any]]:
