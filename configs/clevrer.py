@@ -72,4 +72,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.split = "valid"
     config.eval.batch_size = 64          # Global, per sub-batch.
     config.eval.after_training = True    # --mode=train evaluates the final parameters.
+    config.eval.clevrer_questions = ""   # Raw question file of the split (e.g. questions/
+                                         # validation.json) for the difficulty split.
+    config.eval.clevrer_annotations = ""  # Its annotations/{split} folder; both set: the
+                                          # counterfactual difficulty split (Appendix B).
     return config

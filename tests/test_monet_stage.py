@@ -1,5 +1,6 @@
 """MONet pretraining through the trainer, evaluation with ARI, and latent extraction."""
 
+import json
 import os
 import pathlib
 
@@ -17,8 +18,10 @@ from aloe import tasks
 from aloe import train
 from aloe.data import clevrer
 from aloe.data import latents as latents_lib
+from aloe.data import vocab as vocab_lib
 from aloe.synthetic import clevrer as clevrer_gen
 from configs import monet_clevrer
+from configs import test as test_config
 
 NUM_VIDEOS = 5  # Train scenes 0-2, validation 3, test 4.
 
@@ -135,3 +138,33 @@ def test_train_evaluate_and_extract(data, tmp_path):
     assert extract.extract(config, workdir) == {"train": 1, "valid": 0}
     assert os.stat(kept).st_mtime_ns == before
     assert latents_lib.LatentStore(outs[4], "train").has(1)
+
+    # ALOE evaluated on the extracted latents: answers with probabilities, and the
+    # counterfactual difficulty split from the raw questions and annotations.
+    vocab_lib.release_vocab().save(os.path.join(outs[4], "vocab.json"))
+    aloe = test_config.get_config()
+    aloe.update_from_flattened_dict({
+        "data.root": outs[4], "data.num_slots": 4, "model.latent_dim": 8,
+        "eval.split": "train", "eval.batch_size": 8,
+        "eval.clevrer_questions": os.fspath(pathlib.Path(root) / "questions" / "train.json"),
+        "eval.clevrer_annotations": os.fspath(pathlib.Path(root) / "annotations" / "train")})
+    aloe_task = tasks.build(aloe)
+    params = parallel.replicate(aloe_task.init_params(jax.random.key(0)), parallel.make_mesh())
+    aloe_dir = str(tmp_path / "aloe")
+    results = evaluate.evaluate(aloe, aloe_dir, params=params, step=0)
+    shares = [results[f"counterfactual_{c}_share"] for c in ("no_collision", "descriptive", "hard")]
+    assert sum(shares) == pytest.approx(1.0)
+    assert 0.0 <= results["counterfactual_all_per_option"] <= 1.0
+    assert results["counterfactual_all_per_option"] == pytest.approx(
+        results["counterfactual_per_option"])
+    with open(os.path.join(aloe_dir, "answers_train_0.json")) as f:
+        answers = json.load(f)
+    with open(pathlib.Path(root) / "questions" / "train.json") as f:
+        expected = {(s["scene_index"], q["question_id"]) for s in json.load(f)
+                    for q in s["questions"]}
+    assert {(a["scene_index"], a["question_id"]) for a in answers} == expected
+    for row in answers:
+        if row["question_type"] == "descriptive":
+            assert row["answer"] == max(row["top5"], key=row["top5"].get)
+        else:
+            assert all(0.0 <= c["probability_correct"] <= 1.0 for c in row["choices"])

@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 from aloe import augment
+from aloe.analysis import counterfactual
 from aloe.clevrer import metrics as clevrer_metrics
 from aloe.data import clevrer_latents
 from aloe.data import latents as latents_lib
@@ -239,11 +240,17 @@ class ClevrerTask:
         }
 
     def summarize(self, records: dict[str, np.ndarray], out_dir: str, tag: str) -> dict:
-        """Metrics of an evaluated split, and its predictions in the submission format.
+        """Metrics of an evaluated split, its predictions, and optional analyses.
 
-        Writes `{out_dir}/predictions_{tag}.json` (CLEVRER submission format). The
-        metrics are computed only for questions that have answers; a split
-        without answers (the test split) yields only counts.
+        Writes `{out_dir}/predictions_{tag}.json` (CLEVRER submission format) and
+        `{out_dir}/answers_{tag}.json` (every question with the model's
+        probabilities, for error analysis). The metrics are computed only for
+        questions that have answers; a split without answers (the test split)
+        yields only counts. With `eval.clevrer_questions` and
+        `eval.clevrer_annotations` set (the raw CLEVRER files of the evaluated
+        split), the counterfactual difficulty split of `aloe.analysis.counterfactual`
+        is added under `counterfactual_{category}_per_option` / `_per_question` /
+        `_share`.
         """
         desc_pred = records["desc_probs"].argmax(-1)
         mc_pred_correct = records["mc_logits"] >= 0
@@ -253,8 +260,11 @@ class ClevrerTask:
             records["mc_question_id"], records["mc_choice_ids"], mc_pred_correct,
             records["mc_mask"])
         os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, f"predictions_{tag}.json"), "w") as f:
+        predictions_file = os.path.join(out_dir, f"predictions_{tag}.json")
+        with open(predictions_file, "w") as f:
             json.dump(predictions, f)
+        with open(os.path.join(out_dir, f"answers_{tag}.json"), "w") as f:
+            json.dump(self._answers_with_probabilities(records, answers), f)
         desc_known = records["desc_answer"] >= 0
         mc_known = (records["mc_labels"] >= 0).all(axis=1)
         results = clevrer_metrics.clevrer_metrics(
@@ -262,7 +272,43 @@ class ClevrerTask:
             mc_pred_correct[mc_known], records["mc_labels"][mc_known],
             records["mc_mask"][mc_known], records["mc_type"][mc_known])
         results["num_unanswered"] = int((~desc_known).sum() + (~mc_known).sum())
+        e = self.config.eval
+        if e.get("clevrer_questions") and e.get("clevrer_annotations"):
+            report = counterfactual.difficulty_report(e.clevrer_questions, e.clevrer_annotations,
+                                                      predictions_file)
+            for category, row in report["categories"].items():
+                results[f"counterfactual_{category}_share"] = row["share"]
+                for kind in ("per_option", "per_question"):
+                    results[f"counterfactual_{category}_{kind}"] = row[f"model_{kind}"]
         return results
+
+    def _answers_with_probabilities(self, records: dict[str, np.ndarray],
+                                    answers: list[str]) -> list[dict]:
+        """Every evaluated question with the predicted answer and the model's probabilities."""
+        rows = []
+        for i, answer in enumerate(answers):
+            probs = records["desc_probs"][i]
+            top = np.argsort(-probs)[:5]
+            label = int(records["desc_answer"][i])
+            rows.append({"scene_index": int(records["desc_scene"][i]),
+                         "question_id": int(records["desc_question_id"][i]),
+                         "question_type": "descriptive", "answer": answer,
+                         "true_answer": self.vocab.class_to_answer(label) if label >= 0 else None,
+                         "top5": {self.vocab.class_to_answer(int(c)): round(float(probs[c]), 6)
+                                  for c in top}})
+        probs = 1.0 / (1.0 + np.exp(-records["mc_logits"]))
+        for i in range(len(records["mc_scene"])):
+            choices = [{"choice_id": int(records["mc_choice_ids"][i, c]),
+                        "probability_correct": round(float(probs[i, c]), 6),
+                        "true_answer": (None if records["mc_labels"][i, c] < 0 else
+                                        "correct" if records["mc_labels"][i, c] > 0.5 else
+                                        "wrong")}
+                       for c in np.flatnonzero(records["mc_mask"][i])]
+            rows.append({"scene_index": int(records["mc_scene"][i]),
+                         "question_id": int(records["mc_question_id"][i]),
+                         "question_type": clevrer_metrics.MC_TYPES[int(records["mc_type"][i])],
+                         "choices": choices})
+        return rows
 
 
 def multiple_choice_loss(logits: jax.Array, labels: jax.Array,
