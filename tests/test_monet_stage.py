@@ -168,3 +168,11 @@ def test_train_evaluate_and_extract(data, tmp_path):
             assert row["answer"] == max(row["top5"], key=row["top5"].get)
         else:
             assert all(0.0 <= c["probability_correct"] <= 1.0 for c in row["choices"])
+
+    # The analysis commands read a scene's frames from the tfds dataset.
+    from aloe.analysis import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
+    video = inputs_lib.tfds_video(config.data, "valid", 3)
+    assert video.shape == (128, 64, 64, 3) and video.dtype == np.uint8
+    stream = tasks.build(config).eval_batches("validation")
+    first = next(iter(stream))["image"][0]  # Frame 0 of scene 3, the split's only video.
+    np.testing.assert_allclose(video[0] / 255.0, first, atol=1e-6)

@@ -11,8 +11,9 @@ flags (`define_command_flags`) and read their inputs with `command_inputs`:
   spaced evaluation frames (`load_scene`);
 - frames and MONet masks for the pictures (`monet_views`): the frames of
   `--frames_npy` (`[video frames or T, H, W, 3]`, H = W = MONet's image size,
-  `load_frames`) segmented by MONet, or without it MONet's decoding of the
-  latents (`MONet.decode_image`).
+  `load_frames`), else those of the tfds dataset named by the MONet config's
+  `data.data_dir` (`tfds_video`), segmented by MONet; with neither, MONet's
+  decoding of the latents (`MONet.decode_image`).
 """
 
 import os
@@ -25,6 +26,8 @@ import jax.numpy as jnp
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from aloe.data import clevrer_latents
 from aloe.data import latents as latents_lib
@@ -129,6 +132,31 @@ def load_frames(path: str, frame_indices: np.ndarray, total_frames: int,
     return frames
 
 
+TFDS_SPLITS = {"valid": "validation"}  # Latent-store split -> tfds split, where they differ.
+
+
+def tfds_video(data: ml_collections.ConfigDict, split: str, scene: int) -> np.ndarray:
+    """uint8 `[T, H, W, 3]`: all frames of scene `scene` from the built tfds dataset.
+
+    `data` is a MONet config's `data` section (`dataset`, `data_dir`); `split` a
+    latent-store split ('valid' reads tfds 'validation'). Only the matching
+    video's frames are decoded.
+    """
+    from aloe.tasks import monet as monet_task  # pylint: disable=g-import-not-at-top
+    builder = monet_task.open_builder(data)
+    features = builder.info.features
+    examples = builder.as_dataset(
+        split=TFDS_SPLITS.get(split, split),
+        decoders=tfds.decode.PartialDecoding(
+            {"video": features["video"], "scene_index": features["scene_index"]},
+            decoders={"video": tfds.decode.SkipDecoding()}))
+    found = examples.filter(lambda ex: ex["scene_index"] == scene).take(1)
+    for example in tfds.as_numpy(found):
+        return np.stack([tf.io.decode_png(frame).numpy() for frame in example["video"]])
+    raise ValueError(f"Scene {scene} is not in split {split!r} of the tfds dataset "
+                     f"{data.dataset!r} in {data.data_dir!r}.")
+
+
 def monet_views(monet: monet_lib.MONet, monet_params: PyTree, latents: np.ndarray,
                 frames: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
     """Frames and slot masks for the pictures.
@@ -176,6 +204,9 @@ def command_inputs(config: ml_collections.ConfigDict, workdir: str,
     if frames_npy:
         frames = load_frames(frames_npy, inputs["frame_indices"], inputs["total_frames"],
                              monet.image_size)
+    elif monet_config.data.get("data_dir"):
+        frames = tfds_video(monet_config.data, split, scene)[inputs["frame_indices"]]
+        frames = frames.astype(np.float32) / 255.0
     views = monet_views(monet, monet_params, inputs["latents"], frames)
     if "latent_gap" in views:
         logging.info("Largest |MONet mean - stored latent| on these frames: %.4g",
@@ -196,7 +227,9 @@ def define_command_flags() -> None:
     flags.DEFINE_string("split", "valid", "Latent store split.")
     flags.DEFINE_integer("scene", None, "Scene index.")
     flags.DEFINE_integer("question_id", None, "Question id (default: first descriptive one).")
-    flags.DEFINE_string("frames_npy", None, "Optional .npy of the video's frames [T, H, W, 3].")
+    flags.DEFINE_string("frames_npy", None, "Optional .npy of the video's frames [T, H, W, 3]; "
+                        "default: read from the tfds dataset of --monet_config's data.data_dir "
+                        "when set.")
     flags.DEFINE_string("out", None, "Folder for the PNG files.")
     flags.DEFINE_string("logdir", None, "Optional TensorBoard folder for the images.")
     flags.mark_flags_as_required(["config", "monet_config", "workdir", "monet_workdir", "scene",
