@@ -25,6 +25,8 @@ from typing import Optional
 
 import numpy as np
 
+from aloe.cater import grid
+
 NUM_FRAMES = 301
 PICK_HEIGHT = 2.0
 MOVE_MIN_FRAMES, MOVE_MAX_FRAMES = 20, 30
@@ -100,13 +102,8 @@ class CaterScene:
 
 
 def localize_class(x: float, y: float) -> int:
-    """CATER's localization class of a final position: `row * 6 + col`.
-
-    `col = floor(x) + 3` and `row = floor(y) + 3`, each clipped to `0..5`.
-    """
-    col = int(np.clip(np.floor(x) + 3, 0, 5))
-    row = int(np.clip(np.floor(y) + 3, 0, 5))
-    return row * 6 + col
+    """CATER's localization class of a final position (`aloe.cater.grid.position_to_class`)."""
+    return int(grid.position_to_class((x, y)))
 
 
 def snitch_tracking_flags(scene: CaterScene) -> dict[str, bool]:
