@@ -42,12 +42,10 @@ that every process's rows can be gathered like any other array.
 """
 
 import dataclasses
-import io
 import json
 import math
 import os
 import re
-import tempfile
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -161,24 +159,8 @@ def write_labels(root: str | os.PathLike, split: str,
     path = labels_path(root, split)
     parse_labels(entries, path)
     content = {name: dict(entries[name]) for name in sorted(entries)}
-    _write_atomically(path, json.dumps(content, indent=1).encode("utf-8"))
+    latents_lib.write_atomically(path, json.dumps(content, indent=1).encode("utf-8"))
     return path
-
-
-def _write_atomically(path: str, content: bytes) -> None:
-    """Writes `content` to a temporary file beside `path`, then renames it over `path`."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                         dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 class CaterLatentStore(latents_lib.LatentStore):
@@ -263,19 +245,6 @@ class CaterLatentStore(latents_lib.LatentStore):
         if dtype != self.dtype:
             raise ValueError(f"{path}: latent array has dtype {dtype}, expected {self.dtype}.")
         return shape
-
-    def write(self, name: str, array: np.ndarray) -> None:
-        """Writes one video's array atomically (temporary file, then rename).
-
-        Raises:
-          ValueError: the array has the wrong shape or dtype, or non-finite values.
-        """
-        path = self.path(name)
-        array = np.asarray(array)
-        self._check(array, path)
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        _write_atomically(path, buffer.getvalue())
 
 
 class CaterLatentData:

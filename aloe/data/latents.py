@@ -15,6 +15,7 @@ over the target, so readers never see half a file.
 """
 
 import hashlib
+import io
 import os
 import tempfile
 import zipfile
@@ -128,17 +129,9 @@ class LatentStore:
         path = self.path(scene_index)
         array = np.asarray(array)
         self._check(array, path)
-        os.makedirs(self.directory, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{int(scene_index)}.", suffix=".tmp",
-                                             dir=self.directory)
-        try:
-            with os.fdopen(handle, "wb") as f:
-                np.save(f, array, allow_pickle=False)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        write_atomically(path, buffer.getvalue())
 
     def load_all(self, scene_indices: Iterable[int] | None = None) -> np.ndarray:
         """Reads many scenes into one array, e.g. float32 `[num_scenes, frames, slots, d]`.
@@ -164,6 +157,25 @@ class LatentStore:
                                  f"but {self.path(scene_indices[0])} has {first.shape}.")
             result[row] = array
         return result
+
+
+def write_atomically(path: str, content: bytes) -> None:
+    """Writes `content` to a temporary file beside `path`, then renames it over `path`.
+
+    Readers never see half a file; the folder is created if needed.
+    """
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                         dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def labeled_subset(names: Sequence[int | str], fraction: float, seed: int = 0) -> np.ndarray:
