@@ -196,7 +196,7 @@ def classify(question: Mapping, scene: Union[Scene, Mapping], *, source: str = "
 
 
 def annotation_path(annotations_dir: PathLike, scene_index: int) -> str:
-    """`{annotations_dir}/annotation_XXXXX-YYYYY/annotation_N.json` of a scene (N 5 digits).
+    """`{annotations_dir}/annotation_{chunk}/annotation_{scene:05d}.json`, chunk e.g. `10000-11000`.
 
     `annotations_dir` is one split's folder, `{clevrer_root}/annotations/{split}`.
     """

@@ -10,8 +10,8 @@ first `step` batches, which costs reading them again but nothing else.
 Evaluation runs on `eval.num_videos` videos of a split, `eval.frames_per_video`
 evenly spaced frames each: the loss terms, the reconstruction error, and, when
 `data.masks_dir` holds the generator's instance masks
-(`masks/{split}/mask_XXXXX-YYYYY/mask_N.npz`), the foreground adjusted Rand
-index of MONet's segmentation (each pixel to its most probable slot) next to
+(`masks/{split}/mask_{chunk}/mask_{scene:05d}.npz`, chunk e.g. `00000-01000`),
+the foreground adjusted Rand index of MONet's segmentation (each pixel to its most probable slot) next to
 that of the trivial segmentation that puts every pixel in one slot.
 """
 
@@ -53,7 +53,7 @@ def mask_labels(masks_dir: str, split: str, scene_index: int, frames: np.ndarray
                 size: int) -> np.ndarray:
     """int `[F, size, size]` instance labels of some frames, 0 = background.
 
-    Reads the generator's `{masks_dir}/{split}/mask_XXXXX-YYYYY/mask_N.npz` (key
+    Reads the generator's `{masks_dir}/{split}/mask_{chunk}/mask_{scene:05d}.npz` (key
     `masks`, uint8 `[T, H, W]`) and samples each output pixel's label at its
     centre (labels cannot be averaged).
     """
