@@ -11,8 +11,9 @@ Evaluation runs on `eval.num_videos` videos of a split, `eval.frames_per_video`
 evenly spaced frames each: the loss terms, the reconstruction error, and, when
 `data.masks_dir` holds the generator's instance masks
 (`masks/{split}/mask_{chunk}/mask_{scene:05d}.npz`, chunk e.g. `00000-01000`),
-the foreground adjusted Rand index of MONet's segmentation (each pixel to its most probable slot) next to
-that of the trivial segmentation that puts every pixel in one slot.
+the foreground adjusted Rand index of MONet's segmentation (each pixel to its
+most probable slot) next to that of the trivial segmentation that puts every
+pixel in one slot.
 """
 
 import itertools
