@@ -31,7 +31,9 @@ setuptools.setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "pytest-xdist>=3.6"],
+        # The stock `tfds build` command imports these at start-up; the builders do not.
+        "tfds-cli": ["apache-beam>=2.60", "mlcroissant>=1.0"],
+        "test": ["pytest>=8.0", "pytest-xdist>=3.6", "apache-beam>=2.60", "mlcroissant>=1.0"],
         "bench": ["torch>=2.5"],
     },
 )

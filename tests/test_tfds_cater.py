@@ -182,3 +182,20 @@ def test_command_line_build_with_a_json_config(tmp_path, cater_root):
     labels = {ex["video_name"].decode(): int(ex["label"])
               for ex in tfds.as_numpy(built.as_dataset(split="validation"))}
     assert labels == listed
+
+
+@pytest.mark.slow
+def test_stock_tfds_build_builds_both_variants(tmp_path, cater_root):
+    data_dir = tmp_path / "data"
+    tfds_command = os.path.join(os.path.dirname(sys.executable), "tfds")
+    result = subprocess.run(
+        [tfds_command, "build", cater.__file__, f"--manual_dir={cater_root}",
+         f"--data_dir={data_dir}"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    for variant in cater.VARIANTS:
+        built = tfds.builder(f"cater/{variant}", data_dir=data_dir)
+        for split, list_name in (("train", "train.txt"), ("validation", "val.txt")):
+            labels = {ex["video_name"].decode(): int(ex["label"])
+                      for ex in tfds.as_numpy(built.as_dataset(split=split))}
+            assert labels == _list(cater_root / variant / "lists" / "localize" / list_name)

@@ -301,14 +301,23 @@ def test_builder_raises_on_short_videos_and_bad_question_files(tmp_path, clevrer
         _build(root, tmp_path / "questions")
 
 
+# The stock `tfds build` command (its CLI needs the `tfds-cli` extras) and the module's own.
+COMMANDS = {
+    "tfds_build": [os.path.join(os.path.dirname(sys.executable), "tfds"), "build",
+                   clevrer.__file__],
+    "python_module": [sys.executable, "-m", "aloe.data.clevrer"],
+}
+
+
 @pytest.mark.slow
-def test_command_line_build(tmp_path, clevrer_root):
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_command_line_build(tmp_path, clevrer_root, command):
     root = tmp_path / "root"
     _small_copy(clevrer_root, root, SMALL)
     data_dir = tmp_path / "data"
     result = subprocess.run(
-        [sys.executable, "-m", "aloe.data.clevrer", f"--manual_dir={root}",
-         f"--data_dir={data_dir}"], capture_output=True, text=True, timeout=300,
+        COMMANDS[command] + [f"--manual_dir={root}", f"--data_dir={data_dir}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr[-3000:]
     built = tfds.builder("clevrer", data_dir=data_dir)

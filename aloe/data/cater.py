@@ -9,8 +9,10 @@ output of `python -m aloe.synthetic.cater`:
     {variant}/scenes/CATER_new_NNNNNN.json          (optional)
     {variant}/lists/localize/{train,val}.txt        "<video file> <class>" per line
 
-Build both variants (the flags are those of `tfds build`):
+Build both variants with the stock command (`pip install -e .[tfds-cli]`), or
+with this module, which takes the same flags and needs no apache-beam:
 
+    tfds build aloe/data/cater.py --manual_dir=$CATER --data_dir=$TFDS_DATA
     python -m aloe.data.cater --manual_dir=$CATER --data_dir=$TFDS_DATA
     python -m aloe.data.cater --manual_dir=$CATER --data_dir=$TFDS_DATA --config=all_actions
     # skip bad videos instead of failing, and report them:

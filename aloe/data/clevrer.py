@@ -7,8 +7,11 @@ the real dataset or the output of `python -m aloe.synthetic.clevrer`:
     annotations/{train,validation,test}/annotation_00000-01000/annotation_00000.json
     questions/{train,validation,test}.json
 
-Build (the flags are those of `tfds build`; see `video_frames.tfds_build_main`):
+Build with the stock command (`pip install -e .[tfds-cli]`), or with this
+module, which takes the same flags and needs no apache-beam
+(`video_frames.tfds_build_main`):
 
+    tfds build aloe/data/clevrer.py --manual_dir=$CLEVRER --data_dir=$TFDS_DATA
     python -m aloe.data.clevrer --manual_dir=$CLEVRER --data_dir=$TFDS_DATA
     # skip bad videos instead of failing, and report them:
     python -m aloe.data.clevrer --manual_dir=$CLEVRER --data_dir=$TFDS_DATA \
