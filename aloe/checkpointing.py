@@ -61,7 +61,8 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, create=True, enable_async_checkpointing=False))
+                max_to_keep=keep, create=True, enable_async_checkpointing=False),
+            item_handlers=ocp.StandardCheckpointHandler())
 
     def latest_step(self) -> int | None:
         """The step of the newest complete checkpoint, or None."""
@@ -96,6 +97,8 @@ class Checkpointer:
 
         Raises:
           FileNotFoundError: naming the directory, when there is no such checkpoint.
+          ValueError: naming the checkpoint and the entries that differ, when it was
+            written by a different model or optimizer than `target`'s.
         """
         available = self.all_steps()
         if step is None:
@@ -105,9 +108,45 @@ class Checkpointer:
                 f"No checkpoint {'(any)' if step is None else step} in {self.directory}; "
                 f"available steps: {sorted(available)}.")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        mismatch = describe_mismatch(_leaf_shapes(self._manager.item_metadata(step)),
+                                     _leaf_shapes(abstract))
+        if mismatch:
+            raise ValueError(
+                f"Checkpoint {step} in {self.directory} was written by a different model or "
+                f"optimizer than this config builds ({mismatch}). Resume with the config it "
+                f"was trained with (the workdir's config.json) or use a new workdir.")
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         logging.info("Restored checkpoint %d from %s", step, self.directory)
         return restored
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _key_name(entry: Any) -> str:
+    """A tree path entry as text, whether it is a dict key, an index or an attribute."""
+    for attr in ("key", "idx", "name"):
+        if hasattr(entry, attr):
+            return str(getattr(entry, attr))
+    return str(entry)
+
+
+def _leaf_shapes(tree: PyTree) -> dict[str, tuple[int, ...]]:
+    """`{"opt_state/0/mu/...": shape}` for every leaf of `tree` (arrays or metadata)."""
+    return {"/".join(_key_name(k) for k in path): tuple(getattr(leaf, "shape", ()))
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def describe_mismatch(saved: dict[str, tuple[int, ...]], wanted: dict[str, tuple[int, ...]],
+                      *, examples: int = 3) -> str:
+    """How two `_leaf_shapes` maps differ, in words; empty when they agree."""
+    parts = []
+    for label, names in (("only in the checkpoint", sorted(saved.keys() - wanted.keys())),
+                         ("only in this config's state", sorted(wanted.keys() - saved.keys()))):
+        if names:
+            parts.append(f"{len(names)} entries {label}, e.g. {', '.join(names[:examples])}")
+    reshaped = sorted(k for k in saved.keys() & wanted.keys() if saved[k] != wanted[k])
+    if reshaped:
+        parts.append(f"{len(reshaped)} entries with other shapes, e.g. " + ", ".join(
+            f"{k} {saved[k]} vs {wanted[k]}" for k in reshaped[:examples]))
+    return "; ".join(parts)

@@ -88,7 +88,7 @@ def main(argv):
 
     config, workdir = _CONFIG.value, _WORKDIR.value
     os.makedirs(workdir, exist_ok=True)
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and _MODE.value == "train":  # The config checkpoints were made by.
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2))
     if _MODE.value == "train":
