@@ -41,15 +41,6 @@ from configs import toy
 ROWS = ("full", "no_auxiliary", "mlp", "resnet", "hierarchical")
 BASES = {"clevrer": clevrer.get_config, "toy": toy.get_config, "test": test.get_config}
 
-# Sizes of the ablation modules per base: (MLP hidden units, MLP layers,
-# within-frame blocks, across-frame blocks, ResNet stage sizes, ResNet widths,
-# ResNet stem width, GroupNorm groups, frame size).
-_SIZES = {
-    "clevrer": (2048, 4, 13, 13, (2, 2, 2, 2), (32, 64, 128, 128), 32, 8, 64),
-    "toy": (512, 2, 2, 2, (1, 1, 1, 1), (16, 16, 32, 32), 16, 8, 64),
-    "test": (64, 2, 1, 1, (1, 1, 1, 1), (8, 8, 16, 16), 8, 4, 32),
-}
-
 
 def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     """The config of Table 1 row `ROW` at size `BASE`, from the argument `"ROW[,BASE]"`."""
@@ -59,36 +50,18 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
         raise ValueError(f"configs/ablations.py: unknown row {row!r}; rows: {ROWS}.")
     if base not in BASES:
         raise ValueError(f"configs/ablations.py: unknown base {base!r}; bases: {tuple(BASES)}.")
-    (mlp_hidden, mlp_layers, frame_layers, video_layers, stages, widths, stem, groups,
-     frame_size) = _SIZES[base]
-    config = BASES[base]()
-    model, data = config.model, config.data
-
-    model.variant = "transformer"        # Reasoner: transformer | mlp | hierarchical | resnet.
-    model.mlp_hidden_dim = mlp_hidden    # mlp: units per hidden layer (paper: 2048).
-    model.mlp_num_layers = mlp_layers    # mlp: hidden layers (paper: 4).
-    model.frame_num_layers = frame_layers  # hierarchical: within-frame transformer blocks.
-    model.video_num_layers = video_layers  # hierarchical: across-frame transformer blocks.
-    model.frame_summary = "words_and_objects"  # hierarchical: stage-1 outputs per frame vector.
-    model.resnet_stage_sizes = stages    # resnet: residual blocks per stage.
-    model.resnet_widths = widths         # resnet: channels per stage.
-    model.resnet_stage_strides = (1, 2, 2, 2)  # resnet: with the stem's 2, a total stride 16.
-    model.resnet_stem_width = stem       # resnet: channels of the stem convolution.
-    model.resnet_stem_stride = 2         # resnet: stride of the stem convolution.
-    model.resnet_num_groups = groups     # resnet: GroupNorm groups (divide every width).
-    data.frames_root = ""                # resnet: frame store root ({split}/{scene}.npz uint8).
-    data.frame_size = frame_size         # resnet: frames are frame_size x frame_size x 3.
+    config = BASES[base]()  # With the variant fields at the base's size (configs/variants.py).
     config.auxiliary.weight = 0.01       # λ of "Ours" (the paper's best, L2, scheme a).
 
     if row == "no_auxiliary":
         config.auxiliary.weight = 0.0
     elif row == "mlp":
-        model.variant = "mlp"
+        config.model.variant = "mlp"
         config.auxiliary.weight = 0.0    # The MLP has no object outputs to predict from.
     elif row == "hierarchical":
-        model.variant = "hierarchical"
+        config.model.variant = "hierarchical"
     elif row == "resnet":
-        model.variant = "resnet"
-        data.num_slots = (frame_size // 16) ** 2  # Entities per frame (16 at 64x64).
+        config.model.variant = "resnet"
+        config.data.num_slots = (config.data.frame_size // 16) ** 2  # Entities per frame.
         config.train.permute_slots = False       # Entities come in spatial order.
     return config

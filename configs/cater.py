@@ -15,6 +15,7 @@ self-supervised loss (λ = 2.0, on an unsupervised sub-batch).
 import ml_collections
 
 from aloe.tasks import auxiliary
+from configs import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -69,4 +70,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.split = "valid"      # Reads {root}/valid_labels.json and {root}/valid/.
     config.eval.batch_size = 64      # Global videos per evaluation batch.
     config.eval.after_training = True  # --mode=train evaluates the final parameters.
+    variants.add_variant_fields(config, "paper")  # model.variant and the ablations' fields.
     return config

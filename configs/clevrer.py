@@ -14,6 +14,7 @@ configuration takes well under a second (see benchmarks/train_step.py).
 import ml_collections
 
 from aloe.tasks import auxiliary
+from configs import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -76,4 +77,5 @@ def get_config() -> ml_collections.ConfigDict:
                                          # validation.json) for the difficulty split.
     config.eval.clevrer_annotations = ""  # Its annotations/{split} folder; both set: the
                                           # counterfactual difficulty split (Appendix B).
+    variants.add_variant_fields(config, "paper")  # model.variant and the ablations' fields.
     return config

@@ -7,6 +7,7 @@ r"""A tiny ALOE-on-CLEVRER configuration for tests and smoke runs (seconds on a 
 import ml_collections
 
 from configs import clevrer
+from configs import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -25,4 +26,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 5
     config.eval.batch_size = 8
     config.auxiliary.weight = 0.0       # Off; tests turn it on where they need it.
+    variants.add_variant_fields(config, "test")  # model.variant and the ablations' fields.
     return config

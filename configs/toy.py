@@ -20,6 +20,7 @@ stays at the multiple-choice baseline for these 1,500 steps (see BUILD_NOTES.md)
 import ml_collections
 
 from configs import clevrer
+from configs import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -42,4 +43,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 500
     config.eval.batch_size = 64
     config.auxiliary.weight = 0.0       # Without the auxiliary loss (see BUILD_NOTES.md).
+    variants.add_variant_fields(config, "toy")  # model.variant and the ablations' fields.
     return config

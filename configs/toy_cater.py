@@ -17,6 +17,7 @@ top-1 0.87 when the snitch stays in view, 0.56 when a cone carries it away,
 import ml_collections
 
 from configs import cater
+from configs import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -38,4 +39,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 500
     config.eval.batch_size = 64
     config.auxiliary.weight = 0.0    # Without the auxiliary loss (the measured run above).
+    variants.add_variant_fields(config, "toy")  # model.variant and the ablations' fields.
     return config

@@ -6,6 +6,9 @@ Layout of one split (written by a latent extraction stage, or by
     {root}/{split}_labels.json   {"<name>": {"label": 0..35, "camera": "static"|"moving"}, ...}
     {root}/{split}/{name}.npy    float32 [frames, slots, d] (CATER: [301, 8, 36]), np.save
 
+A frame store (`aloe.data.frame_store`, for the "resnet" variant) has the same
+layout with uint8 frames `[frames, S, S, 3]`; open it with `dtype=np.uint8`.
+
 A video's name is a relative path of `/`-separated parts made of letters,
 digits, `_`, `-` and `.` (no part starts with `.`), e.g.
 `all_actions_cameramotion/CATER_new_000123`: a folder per CATER variant keeps
@@ -34,7 +37,7 @@ last ones padded with rows whose `valid` is False.
 
 Batch layout (B = this process's rows, T = num_frames, K slots, d latent size):
 
-    latents f32[B,T,K,d], label i32[B] (-1 in padding rows), moving bool[B]
+    latents f32[B,T,K,d] (frames u8[B,T,S,S,3]), label i32[B] (-1 in padding), moving bool[B]
 
 Evaluation batches add `valid` bool[B] and host-only `meta`: `{'name': uint8
 [B, MAX_NAME_BYTES]}`, the zero-padded UTF-8 names (`decode_names`), numbers so
@@ -253,19 +256,24 @@ class CaterLatentData:
     def __init__(self, root: str | os.PathLike, split: str, *, num_frames: int = 80,
                  num_slots: int | None = None, latent_dim: int | None = None, seed: int = 0,
                  labeled_fraction: float = 1.0, labeled_seed: int = 0,
-                 process_index: int = 0, process_count: int = 1):
+                 process_index: int = 0, process_count: int = 1,
+                 dtype: np.dtype = np.float32, frame_size: int | None = None):
         """Reads the split's labels and checks the header of every latent file.
 
         Args:
           root: the store's root folder.
           split: e.g. "train" or "valid".
           num_frames: frames per example T.
-          num_slots, latent_dim: the required K and d (None: any, equal in all files).
+          num_slots, latent_dim: the required K and d of latents (None: any,
+            equal in all files).
           seed: seeds the training batches.
           labeled_fraction: the share of videos whose labels train (in (0, 1]);
             the others serve only the unsupervised sub-batch.
           labeled_seed: selects the labelled videos (`latents.labeled_subset`).
           process_index, process_count: this process and how many there are.
+          dtype: float32 for latents `[frames, slots, d]`; uint8 for the frames
+            `[frames, S, S, 3]` of a frame store.
+          frame_size: the required S of frames (None: any, equal in all files).
 
         Raises:
           FileNotFoundError / ValueError: a missing or malformed labels file or
@@ -280,15 +288,18 @@ class CaterLatentData:
         self.seed, self.process_index, self.process_count = seed, process_index, process_count
         self.labels_file = labels_path(root, split)
         self.labels = read_labels(self.labels_file)
-        self.store = CaterLatentStore(root, split)
+        self.store = CaterLatentStore(root, split, dtype=dtype)
         first = self.labels.names[0]
         shape = self.store.read_shape(first)
-        if len(shape) != 3:
-            raise ValueError(f"{self.store.path(first)}: latents must be [frames, slots, d], "
-                             f"got shape {shape}.")
-        for size, wanted, field in ((shape[1], num_slots, "slots"), (shape[2], latent_dim, "d")):
+        kind, fields = "latent", (("slots", num_slots), ("d", latent_dim))  # [frames, K, d]
+        if self.store.dtype == np.uint8:  # Frames [frames, S, S, 3].
+            kind, fields = "frame", (("rows", frame_size), ("columns", frame_size), ("channels", 3))
+        if len(shape) != 1 + len(fields):
+            raise ValueError(f"{self.store.path(first)}: {kind} arrays must be [frames, "
+                             f"{', '.join(f for f, _ in fields)}], got shape {shape}.")
+        for size, (field, wanted) in zip(shape[1:], fields):
             if wanted is not None and size != wanted:
-                raise ValueError(f"{self.store.path(first)}: latent array has {size} {field} "
+                raise ValueError(f"{self.store.path(first)}: {kind} array has {size} {field} "
                                  f"(shape {shape}), expected {wanted}.")
         if shape[0] < num_frames:
             raise ValueError(f"{self.store.path(first)}: {shape[0]} frames, fewer than "
@@ -320,7 +331,7 @@ class CaterLatentData:
         """The batch of video rows `[B]` with frames `[B, T]` (or `[T]` for all)."""
         frames = np.broadcast_to(frames, (len(rows), self.num_frames))
         shape = (len(rows), self.num_frames) + self.store.expected_shape[1:]
-        latents = np.empty(shape, np.float32)
+        latents = np.empty(shape, self.store.dtype)
         for i, (row, picked) in enumerate(zip(rows, frames)):
             latents[i] = self.store.read(self.labels.names[row])[picked]
         return {"latents": latents, "label": self.labels.label[rows],

@@ -9,6 +9,16 @@ distribution (`aloe.cater.grid.expected_l1_loss`; "Ours (with L1 loss)" of the
 paper's Table 2), both averaged over the batch. Evaluation reports top-1,
 top-5 and L1 over all videos and per camera, and writes every video's top-5
 prediction to `predictions_{tag}.json`.
+
+`config.model.variant` picks the reasoner (`aloe.models.aloe.VARIANTS`). The
+"resnet" variant reads pixels: a frame store at `data.frames_root`
+(`aloe.data.frame_store`; the layout of `aloe.data.cater_latents` with uint8
+`[frames, S, S, 3]` arrays, S = `data.frame_size`, and its own labels files)
+takes the place of the latent store, so `data.root` is not read, and batches
+carry frames `[B, T, S, S, 3]` under the key `latents`. `data.num_slots` must
+equal the ResNet's entities per frame, and `train.permute_slots` must be off
+(the slot axis of a frame array is an image axis). The auxiliary loss predicts
+the ResNet's own entities (the model's `return_targets`).
 """
 
 import json
@@ -27,6 +37,7 @@ from aloe.cater import grid
 from aloe.data import cater_latents
 from aloe.models import aloe as aloe_model
 from aloe.tasks import auxiliary
+from aloe.tasks import pixels
 
 PyTree = Any
 TOP_K = 5  # Predictions kept per video in the predictions file.
@@ -40,30 +51,41 @@ class CaterTask:
         """Builds the model; the data of a split are opened on first use.
 
         Raises:
-          ValueError / FileNotFoundError: `config.data.root` is empty or not a folder.
+          ValueError / FileNotFoundError: the store's root (`config.data.root`, or
+            `data.frames_root` for "resnet") is empty or not a folder; for
+            "resnet", slot permutation on or `data.num_slots` not the ResNet's
+            entities per frame.
         """
-        root = config.data.root
-        if not root:
-            raise ValueError("config.data.root is empty: set it to the CATER latent store's "
-                             "root (--config.data.root=DIR).")
-        if not os.path.isdir(root):
-            raise FileNotFoundError(f"config.data.root = {root!r} is not a directory.")
         self.config = config
         self.process_index, self.process_count = process_index, process_count
         self.auxiliary = auxiliary.enabled(config)
         self.model = aloe_model.ALOECater(num_classes=grid.NUM_CELLS, auxiliary=self.auxiliary,
                                           **config.model)
+        self.pixels = self.model.variant == "resnet"
+        if self.pixels:
+            pixels.check_config(config, self.model)
+        field = "frames_root" if self.pixels else "root"
+        self.root = config.data.get(field)
+        if not self.root:
+            raise ValueError(f"config.data.{field} is empty: set it to the CATER "
+                             f"{'frame' if self.pixels else 'latent'} store's root "
+                             f"(--config.data.{field}=DIR).")
+        if not os.path.isdir(self.root):
+            raise FileNotFoundError(f"config.data.{field} = {self.root!r} is not a directory.")
         self._splits: dict[str, cater_latents.CaterLatentData] = {}
 
     def data(self, split: str) -> cater_latents.CaterLatentData:
-        """The latent data of `split`, opened on first use."""
+        """The latent (or, for "resnet", frame) data of `split`, opened on first use."""
         if split not in self._splits:
             d = self.config.data
+            if self.pixels:
+                shapes = dict(dtype=np.uint8, frame_size=d.frame_size)
+            else:
+                shapes = dict(num_slots=d.num_slots, latent_dim=self.config.model.latent_dim)
             self._splits[split] = cater_latents.CaterLatentData(
-                d.root, split, num_frames=d.num_frames, num_slots=d.num_slots,
-                latent_dim=self.config.model.latent_dim, seed=self.config.seed,
+                self.root, split, num_frames=d.num_frames, seed=self.config.seed,
                 labeled_fraction=d.labeled_fraction, labeled_seed=d.labeled_seed,
-                process_index=self.process_index, process_count=self.process_count)
+                process_index=self.process_index, process_count=self.process_count, **shapes)
         return self._splits[split]
 
     # Parameters and training.
@@ -71,8 +93,11 @@ class CaterTask:
     def init_params(self, rng: jax.Array) -> PyTree:
         """Fresh model parameters (no data needed)."""
         d = self.config.data
-        latents = jnp.zeros((1, d.num_frames, d.num_slots, self.config.model.latent_dim))
-        return self.model.init({"params": rng}, latents, deterministic=True)["params"]
+        if self.pixels:
+            inputs = jnp.zeros((1, d.num_frames, d.frame_size, d.frame_size, 3), jnp.uint8)
+        else:
+            inputs = jnp.zeros((1, d.num_frames, d.num_slots, self.config.model.latent_dim))
+        return self.model.init({"params": rng}, inputs, deterministic=True)["params"]
 
     def train_batch(self, step: int) -> dict[str, np.ndarray]:
         """This process's rows of step `step`'s batch (static rows, then moving rows)."""
@@ -85,9 +110,13 @@ class CaterTask:
              rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Training loss on one device's rows, with dropout and slot permutation.
 
+        The auxiliary targets are the model's own (`return_targets`): the
+        (permuted) latents, or the ResNet's entities of the frames for "resnet".
+
         Args:
           params: model parameters.
-          batch: `latents [B, T, K, d]`, `label [B]`, `moving [B]`.
+          batch: `latents [B, T, K, d]` (frames `[B, T, S, S, 3]` for "resnet"),
+            `label [B]`, `moving [B]`.
           rng: this device's key for the step.
 
         Returns:
@@ -102,11 +131,15 @@ class CaterTask:
             aux_latents = batch["auxiliary"]["latents"]
             if self.config.train.permute_slots:
                 aux_latents = augment.permute_slots(permute_aux, aux_latents)
-            masks = auxiliary.draw_masks(self.config, mask_rng, aux_latents.shape)
-            visible = jnp.concatenate([jnp.ones(latents.shape[:3], bool), masks.m])
-            all_logits, predicted_latents = self.model.apply(
+            grid_shape = aux_latents.shape[:3]  # [B, T, K]
+            if self.pixels:  # Entities per frame, not image rows.
+                grid_shape = grid_shape[:2] + (self.config.data.num_slots,)
+            masks = auxiliary.draw_masks(self.config, mask_rng, grid_shape)
+            visible = jnp.concatenate([jnp.ones(latents.shape[:2] + grid_shape[2:], bool),
+                                       masks.m])
+            all_logits, predicted_latents, targets = self.model.apply(
                 {"params": params}, jnp.concatenate([latents, aux_latents]), visible,
-                deterministic=False, rngs={"dropout": dropout},
+                deterministic=False, rngs={"dropout": dropout}, return_targets=True,
                 method=aloe_model.ALOECater.logits_and_latents)
             logits = all_logits[:latents.shape[0]]
         else:
@@ -125,8 +158,9 @@ class CaterTask:
         }
         loss = cross_entropy + self.config.train.l1_loss_weight * expected_l1
         if self.auxiliary:
+            supervised = latents.shape[0]
             weighted, aux_metrics = auxiliary.loss_and_metrics(
-                self.config, predicted_latents[latents.shape[0]:], aux_latents, masks.tau)
+                self.config, predicted_latents[supervised:], targets[supervised:], masks.tau)
             loss += weighted
             metrics.update(aux_metrics)
         return loss, metrics

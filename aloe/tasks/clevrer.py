@@ -41,6 +41,7 @@ from aloe.data import latents as latents_lib
 from aloe.data import vocab as vocab_lib
 from aloe.models import aloe as aloe_model
 from aloe.tasks import auxiliary
+from aloe.tasks import pixels
 
 PyTree = Any
 
@@ -80,21 +81,11 @@ class ClevrerTask:
 
     def _check_pixel_config(self) -> None:
         """The "resnet" variant's data settings, with the fix in every message."""
-        d = self.config.data
-        if self.config.train.permute_slots:
-            raise ValueError("config.model.variant = 'resnet' reads frames, whose slot axis is "
-                             "an image axis: set --config.train.permute_slots=False.")
-        if not d.get("frames_root"):
+        if not self.config.data.get("frames_root"):
             raise ValueError("config.model.variant = 'resnet' needs config.data.frames_root, the "
-                             "root of a frame store ({frames_root}/{split}/{scene_index}.npz).")
-        if not d.get("frame_size"):
-            raise ValueError("config.model.variant = 'resnet' needs config.data.frame_size "
-                             "(frames are frame_size x frame_size).")
-        entities = self.model.entities_per_frame(d.frame_size, d.frame_size)
-        if d.num_slots != entities:
-            raise ValueError(f"config.data.num_slots = {d.num_slots}, but the ResNet gives "
-                             f"{entities} entities per {d.frame_size}x{d.frame_size} frame: set "
-                             f"--config.data.num_slots={entities}.")
+                             "root of a frame store ({frames_root}/{split}/{scene_index}.npz; "
+                             "python -m aloe.data.frame_store writes one).")
+        pixels.check_config(self.config, self.model)
 
     def data(self, split: str) -> clevrer_latents.ClevrerLatentData:
         """The latent data of `split`, loaded on first use."""
