@@ -64,7 +64,7 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path, capsys):
     # Every config is loaded with the overrides before anything runs.
     with pytest.raises(ValueError, match="configs/test.py"):
         study.main(["--out", str(out), "--run", f"base={TEST_CONFIG}",
-                    "--override", "data.frames_root=/none", "--dry_run"])
+                    "--override", "data.no_such_field=1", "--dry_run"])
     with pytest.raises(ValueError, match="names must differ"):
         study.main(["--out", str(out), "--run", f"a={TEST_CONFIG}", "--run", f"a={TEST_CONFIG}",
                     "--dry_run"])
