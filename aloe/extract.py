@@ -39,7 +39,7 @@ from aloe.models import monet as monet_lib
 from aloe.tasks import monet as monet_task
 
 
-def _split_pairs(text: str) -> list[tuple[str, str]]:
+def split_pairs(text: str) -> list[tuple[str, str]]:
     """'train:train,validation:valid' -> [('train', 'train'), ('validation', 'valid')]."""
     pairs = [item.split(":") for item in text.split(",") if item.strip()]
     if not pairs or any(len(p) != 2 or not all(p) for p in pairs):
@@ -86,7 +86,7 @@ def extract(config: ml_collections.ConfigDict, workdir: str) -> dict[str, int]:
     if "datasets" in ex:
         datasets = [name.strip() for name in ex.datasets.split(",") if name.strip()]
     written: dict[str, int] = {}
-    for tfds_split, store_split in _split_pairs(ex.splits):
+    for tfds_split, store_split in split_pairs(ex.splits):
         labels: dict[str, dict[str, Any]] = {}
         for name in datasets:
             builder = monet_task.open_builder(ml_collections.ConfigDict(
@@ -95,25 +95,25 @@ def extract(config: ml_collections.ConfigDict, workdir: str) -> dict[str, int]:
                                    mesh.size)
             written[store_split] = written.get(store_split, 0) + count
             if "video_name" in builder.info.features and jax.process_index() == 0:
-                labels.update(_cater_labels(builder, name, tfds_split))
+                labels.update(cater_labels(builder, name, tfds_split))
         if labels:
             cater_latents.write_labels(ex.out, store_split, labels)
         _copy_questions(ex, tfds_split, store_split)
     return written
 
 
-def _cater_key(dataset: str, video_name: bytes) -> str:
+def cater_key(dataset: str, video_name: bytes) -> str:
     """'cater/all_actions', b'CATER_new_000001.avi' -> 'all_actions/CATER_new_000001'."""
     return f"{dataset.split('/')[-1]}/{os.path.splitext(video_name.decode())[0]}"
 
 
-def _cater_labels(builder, dataset: str, split: str) -> dict[str, dict[str, Any]]:
+def cater_labels(builder, dataset: str, split: str) -> dict[str, dict[str, Any]]:
     """Every video's grid label and camera, for `{split}_labels.json` (no frames decoded)."""
     camera = "moving" if "cameramotion" in dataset else "static"
     examples = builder.as_dataset(split=split, decoders=tfds.decode.PartialDecoding(
         {"video_name": builder.info.features["video_name"],
          "label": builder.info.features["label"]}))
-    return {_cater_key(dataset, ex["video_name"]): {"label": int(ex["label"]), "camera": camera}
+    return {cater_key(dataset, ex["video_name"]): {"label": int(ex["label"]), "camera": camera}
             for ex in tfds.as_numpy(examples)}
 
 
@@ -132,7 +132,7 @@ def _extract_split(builder, name: str, tfds_split: str, store_split: str,
     count = 0
     for video in tqdm.tqdm(videos, desc=f"{name} {tfds_split}", total=total, unit="video",
                            disable=jax.process_index() != 0):
-        key = (_cater_key(name, video["video_name"]) if is_cater
+        key = (cater_key(name, video["video_name"]) if is_cater
                else int(video["scene_index"]))
         if store.has(key):
             continue

@@ -53,21 +53,13 @@ from aloe.data import pipeline
 from aloe.data import video_frames
 from aloe.tasks import monet as monet_task
 
-# `aloe.extract` keeps these helpers private; both stores must name and label
-# CATER videos alike, so they are shared from there under public names.
-cater_video_key = extract._cater_key  # pylint: disable=protected-access
-cater_video_labels = extract._cater_labels  # pylint: disable=protected-access
-# This process's share of a split with the frames still PNG-encoded, as the
-# pipelines read it (`tfds.split_for_jax_process`, deterministic order).
-encoded_videos = pipeline._encoded_videos  # pylint: disable=protected-access
-
 DEFAULT_SPLITS = "train:train,validation:valid"
 
 
 def parse_splits(text: str) -> list[tuple[str, str]]:
     """'train:train,validation:valid' -> [('train', 'train'), ('validation', 'valid')]."""
     try:
-        return extract._split_pairs(text)  # pylint: disable=protected-access
+        return extract.split_pairs(text)
     except ValueError:
         raise ValueError(f"splits = {text!r}: expected 'tfds_split:store_split,...', e.g. "
                          f"{DEFAULT_SPLITS!r}.") from None
@@ -122,14 +114,14 @@ def _write_split(builder: tfds.core.DatasetBuilder, name: str, tfds_split: str, 
     store = store_class(out, store_split, dtype=np.uint8)
     # Frames stay PNG strings until a video is known to be missing, so a resumed
     # run does not decode the videos it skips.
-    videos = encoded_videos(builder, tfds_split, process_index=process_index,
+    videos = pipeline.encoded_videos(builder, tfds_split, process_index=process_index,
                             process_count=process_count, shuffle_files=False, seed=0,
                             keys=("video_name",) if is_cater else ("scene_index",))
     total = -(-builder.info.splits[tfds_split].num_examples // process_count)
     count = 0
     for video in tqdm.tqdm(tfds.as_numpy(videos), desc=f"{name} {tfds_split}", total=total,
                            unit="video", disable=not progress or process_index != 0):
-        key = (cater_video_key(name, video["video_name"]) if is_cater
+        key = (extract.cater_key(name, video["video_name"]) if is_cater
                else int(video["scene_index"]))
         if store.has(key):
             _check_existing(store.path(key), frame_size)
@@ -202,7 +194,7 @@ def write_frame_store(data_dir: str, datasets: str | Sequence[str], out: str,
                 builder, name, tfds_split, out, store_split, frame_size, process_index,
                 process_count, progress)
             if is_cater and process_index == 0:
-                labels.update(cater_video_labels(builder, name, tfds_split))
+                labels.update(extract.cater_labels(builder, name, tfds_split))
         if labels:
             _merge_labels(out, store_split, labels)
     return written
