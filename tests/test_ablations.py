@@ -21,6 +21,7 @@ from aloe.models.ablations import ResNetEntities
 from aloe.models.transformer import RelativeTransformer
 from aloe.synthetic import toy_latents
 from configs import ablations as ablation_configs
+from train_helpers import train_on_one_batch
 
 HEADS, HEAD_DIM = 2, 4
 WIDTH = HEADS * HEAD_DIM
@@ -395,29 +396,6 @@ def row_config(row: str, toy_store, **overrides):
     config.auxiliary.batch = 4
     config.update_from_flattened_dict(overrides)
     return config
-
-
-def train_on_one_batch(config, steps: int):
-    """`steps` data-parallel training steps (4 devices) on the batch of step 0.
-
-    Returns the task, the step-0 batch, the metrics of every step (each computed
-    before its update) and the initial and final parameters.
-    """
-    task = tasks.build(config)
-    mesh = parallel.make_mesh()
-    tx = train.make_optimizer(config.optimizer, config.train.steps)
-    initial = train.init_state(task, tx, config.seed)
-    state = parallel.replicate(initial, mesh)
-    step = parallel.data_parallel(train.make_train_step(task, tx, config.seed), mesh,
-                                  in_specs=(parallel.REPLICATED, parallel.SHARDED),
-                                  out_specs=(parallel.REPLICATED, parallel.REPLICATED))
-    host_batch = task.train_batch(0)
-    batch = parallel.shard_batch(host_batch, mesh)
-    history = []
-    for _ in range(steps):
-        state, metrics = step(state, batch)
-        history.append(jax.device_get(metrics))
-    return task, host_batch, history, initial.params, jax.device_get(state.params)
 
 
 def test_ablation_config_rows():

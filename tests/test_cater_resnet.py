@@ -20,6 +20,7 @@ from aloe.synthetic import cater as cater_gen
 from aloe.synthetic import toy_cater_latents
 from configs import cater as cater_config
 from configs import variants
+from train_helpers import train_on_one_batch
 
 FRAME_SIZE = 32  # A total stride of 16: 2 x 2 = 4 entities per frame.
 ENTITIES = 4
@@ -72,29 +73,6 @@ def resnet_config(frames_root: str, **overrides):
     return variant_config("resnet", **{"data.frames_root": frames_root,
                                        "data.num_slots": ENTITIES,
                                        "train.permute_slots": False, **overrides})
-
-
-def train_on_one_batch(config, steps: int):
-    """`steps` data-parallel training steps (4 devices) on the batch of step 0.
-
-    Returns the task, the step-0 batch, the metrics of every step (each computed
-    before its update) and the initial and final parameters.
-    """
-    task = tasks.build(config)
-    mesh = parallel.make_mesh()
-    tx = train.make_optimizer(config.optimizer, config.train.steps)
-    initial = train.init_state(task, tx, config.seed)
-    step = parallel.data_parallel(train.make_train_step(task, tx, config.seed), mesh,
-                                  in_specs=(parallel.REPLICATED, parallel.SHARDED),
-                                  out_specs=(parallel.REPLICATED, parallel.REPLICATED))
-    state = parallel.replicate(initial, mesh)
-    host_batch = task.train_batch(0)
-    batch = parallel.shard_batch(host_batch, mesh)
-    history = []
-    for _ in range(steps):
-        state, metrics = step(state, batch)
-        history.append(jax.device_get(metrics))
-    return task, host_batch, history, initial.params, jax.device_get(state.params)
 
 
 def test_resnet_batches_are_frames_of_the_store(frames_root):
