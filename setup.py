@@ -2,6 +2,9 @@
 
 import setuptools
 
+# The stock `tfds build` command imports these at start-up; the builders do not.
+TFDS_CLI = ["apache-beam>=2.60", "mlcroissant>=1.0"]
+
 setuptools.setup(
     name="aloe",
     version="0.1.0",
@@ -31,9 +34,8 @@ setuptools.setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        # The stock `tfds build` command imports these at start-up; the builders do not.
-        "tfds-cli": ["apache-beam>=2.60", "mlcroissant>=1.0"],
-        "test": ["pytest>=8.0", "pytest-xdist>=3.6", "apache-beam>=2.60", "mlcroissant>=1.0"],
+        "tfds-cli": TFDS_CLI,
+        "test": ["pytest>=8.0", "pytest-xdist>=3.6"] + TFDS_CLI,
         "bench": ["torch>=2.5"],
     },
 )

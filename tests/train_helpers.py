@@ -1,6 +1,8 @@
-"""Training steps for tests: a few data-parallel steps of a task on one fixed batch."""
+"""Training helpers for tests: a few data-parallel steps on one fixed batch, and checks of them."""
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from aloe import parallel
 from aloe import tasks
@@ -28,3 +30,20 @@ def train_on_one_batch(config, steps: int):
         state, metrics = step(state, batch)
         history.append(jax.device_get(metrics))
     return task, host_batch, history, initial.params, jax.device_get(state.params)
+
+
+def assert_resnet_trained(task, batch, initial, final) -> None:
+    """The task loss's gradient reaches every ResNet parameter, and training moved them all.
+
+    Args:
+      task: a task whose model has the "resnet" variant's `resnet_entities` parameters.
+      batch: a host batch of the task (`loss` is evaluated on it).
+      initial, final: the parameters before and after training.
+    """
+    grads = jax.jit(jax.grad(lambda p: task.loss(p, batch, jax.random.key(1))[0]))(initial)
+    norms = {jax.tree_util.keystr(path): float(jnp.linalg.norm(g)) for path, g in
+             jax.tree_util.tree_leaves_with_path(grads["resnet_entities"])}
+    assert len(norms) > 10 and all(n > 0 for n in norms.values()), norms
+    for before, after in zip(jax.tree.leaves(initial["resnet_entities"]),
+                             jax.tree.leaves(final["resnet_entities"])):
+        assert not np.allclose(before, after)

@@ -233,15 +233,7 @@ class CaterLatentStore(latents_lib.LatentStore):
           FileNotFoundError / ValueError: as `read`, except for non-finite values.
         """
         path = self._existing_path(name)
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, EOFError, ValueError) as err:
-            raise ValueError(f"{path}: cannot read the latent array ({err}).") from None
-        if not isinstance(array, np.ndarray):
-            array.close()
-            raise ValueError(f"{path}: expected a .npy array, found an archive.")
-        shape, dtype = tuple(array.shape), array.dtype
-        del array
+        shape, dtype = latents_lib.read_npy_header(path)
         if self.expected_shape is not None and shape != self.expected_shape:
             raise ValueError(f"{path}: latent array has shape {shape}, expected "
                              f"{self.expected_shape}.")

@@ -89,34 +89,24 @@ def decode_frames(encoded: Sequence[bytes], frame_size: int) -> np.ndarray:
 
 def _check_existing(path: str, frame_size: int) -> None:
     """An existing file (to be skipped) must hold uint8 `[frames, S, S, 3]` (header only)."""
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, EOFError, ValueError) as err:
-        raise ValueError(f"{path}: existing frame file cannot be read ({err}); delete it to "
-                         f"have it written again.") from None
-    if not isinstance(array, np.ndarray):
-        array.close()
-        raise ValueError(f"{path}: existing frame file is an archive, not a .npy array.")
-    shape, dtype = tuple(array.shape), array.dtype
-    del array
+    shape, dtype = latents_lib.read_npy_header(path)
     if dtype != np.uint8 or len(shape) != 4 or shape[1:] != (frame_size, frame_size, 3):
         raise ValueError(f"{path}: existing frame file holds {dtype} {shape}, but this run "
                          f"writes uint8 [frames, {frame_size}, {frame_size}, 3] (frame_size = "
                          f"{frame_size}); write to another folder or delete the old files.")
 
 
-def _write_split(builder: tfds.core.DatasetBuilder, name: str, tfds_split: str, out: str,
-                 store_split: str, frame_size: int, process_index: int, process_count: int,
-                 progress: bool) -> int:
+def _write_split(builder: tfds.core.DatasetBuilder, is_cater: bool, name: str, tfds_split: str,
+                 out: str, store_split: str, frame_size: int, process_index: int,
+                 process_count: int, progress: bool) -> int:
     """Writes this process's videos of one split of one dataset; returns how many."""
-    is_cater = "video_name" in builder.info.features
     store_class = cater_latents.CaterLatentStore if is_cater else latents_lib.LatentStore
     store = store_class(out, store_split, dtype=np.uint8)
     # Frames stay PNG strings until a video is known to be missing, so a resumed
     # run does not decode the videos it skips.
     videos = pipeline.encoded_videos(builder, tfds_split, process_index=process_index,
-                            process_count=process_count, shuffle_files=False, seed=0,
-                            keys=("video_name",) if is_cater else ("scene_index",))
+                                     process_count=process_count, shuffle_files=False, seed=0,
+                                     keys=("video_name",) if is_cater else ("scene_index",))
     total = -(-builder.info.splits[tfds_split].num_examples // process_count)
     count = 0
     for video in tqdm.tqdm(tfds.as_numpy(videos), desc=f"{name} {tfds_split}", total=total,
@@ -191,8 +181,8 @@ def write_frame_store(data_dir: str, datasets: str | Sequence[str], out: str,
                 raise ValueError(f"tfds dataset {name!r} in {data_dir} has no split "
                                  f"{tfds_split!r}; it has {sorted(builder.info.splits)}.")
             written[store_split] = written.get(store_split, 0) + _write_split(
-                builder, name, tfds_split, out, store_split, frame_size, process_index,
-                process_count, progress)
+                builder, is_cater, name, tfds_split, out, store_split, frame_size,
+                process_index, process_count, progress)
             if is_cater and process_index == 0:
                 labels.update(extract.cater_labels(builder, name, tfds_split))
         if labels:

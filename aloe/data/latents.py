@@ -159,6 +159,24 @@ class LatentStore:
         return result
 
 
+def read_npy_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the array in a `.npy` file, from its header (data not read).
+
+    Raises:
+      ValueError: naming the file, when it cannot be read or is an archive.
+    """
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, EOFError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read the latent array ({err}).") from None
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise ValueError(f"{path}: expected a .npy array, found an archive.")
+    shape, dtype = tuple(array.shape), array.dtype
+    del array
+    return shape, dtype
+
+
 def write_atomically(path: str, content: bytes) -> None:
     """Writes `content` to a temporary file beside `path`, then renames it over `path`.
 

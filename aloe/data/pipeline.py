@@ -93,8 +93,8 @@ def _options() -> tf.data.Options:
 
 
 def encoded_videos(builder: tfds.core.DatasetBuilder, split: str, *, process_index: int,
-                    process_count: int, shuffle_files: bool, seed: int,
-                    keys: Sequence[str]) -> tf.data.Dataset:
+                   process_count: int, shuffle_files: bool, seed: int,
+                   keys: Sequence[str]) -> tf.data.Dataset:
     """This process's examples with the video still encoded: `video` string `[T]` + `keys`."""
     features = builder.info.features
     if "video" not in features:
@@ -176,7 +176,7 @@ def monet_frames(builder: tfds.core.DatasetBuilder, split: str, *, global_batch_
     batch = _per_process_batch(global_batch_size, count)
     height, width = _frame_size(builder)
     ds = encoded_videos(builder, split, process_index=index, process_count=count,
-                         shuffle_files=True, seed=seed, keys=())
+                        shuffle_files=True, seed=seed, keys=())
     ds = ds.shuffle(video_shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     draw = _draw_indices(frames_per_video, True, seed, index)
 
@@ -211,7 +211,7 @@ def extraction_videos(builder: tfds.core.DatasetBuilder, split: str, *,
     index, count = _process(process_index, process_count)
     height, width = _frame_size(builder)
     ds = encoded_videos(builder, split, process_index=index, process_count=count,
-                         shuffle_files=False, seed=0, keys=_default_keys(builder, keys))
+                        shuffle_files=False, seed=0, keys=_default_keys(builder, keys))
     ds = ds.map(lambda ex: {**ex, "video": _decode_frames(ex["video"], height, width)},
                 num_parallel_calls=tf.data.AUTOTUNE)
     return tfds.as_numpy(ds.prefetch(2))
@@ -245,7 +245,7 @@ def video_batches(builder: tfds.core.DatasetBuilder, split: str, *, num_frames: 
     batch = _per_process_batch(global_batch_size, count)
     height, width = _frame_size(builder)
     ds = encoded_videos(builder, split, process_index=index, process_count=count,
-                         shuffle_files=training, seed=seed, keys=_default_keys(builder, keys))
+                        shuffle_files=training, seed=seed, keys=_default_keys(builder, keys))
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     draw = _draw_indices(num_frames, training, seed, index)

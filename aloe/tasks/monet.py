@@ -82,6 +82,10 @@ class MonetTask:
         self.config = config
         self.process_index, self.process_count = process_index, process_count
         self.model = monet_lib.MONet(**config.model)
+        # Compiled once, for the summary images of every checkpoint.
+        self._segment = jax.jit(
+            lambda params, images: self.model.apply({"params": params}, images,
+                                                    deterministic=True))
         self._builder: tfds.core.DatasetBuilder | None = None
         self._stream: Iterator[dict[str, np.ndarray]] | None = None
         self._next_step = -1
@@ -125,8 +129,7 @@ class MonetTask:
         uint8 [count, H, K*W, 3]}` (masks in grey, slot 0 first).
         """
         images = np.asarray(batch["image"][:count])
-        outputs = jax.jit(lambda p, x: self.model.apply({"params": p}, x, deterministic=True))(
-            params, images)
+        outputs = self._segment(params, images)
         recon = np.concatenate([images, np.asarray(outputs.recon)], axis=2)
         masks = np.asarray(outputs.masks)  # [N, K, H, W, 1]
         masks = np.concatenate(list(masks.transpose(1, 0, 2, 3, 4)), axis=2)
