@@ -113,6 +113,13 @@ def test_resized_frames_follow_the_area_resize_policy(clevrer_data, tmp_path):
                                          rf"\(128, 32, 32, 3\).*frame_size = 64"):
         frame_store.write_frame_store(os.fspath(data_dir), "clevrer", os.fspath(out),
                                       "validation:valid", progress=False)
+    # An existing file that is not an array at all is refused, naming it.
+    path = out / "valid" / f"{scene}.npz"
+    path.write_bytes(b"not an array")
+    with pytest.raises(ValueError, match=rf"valid/{scene}\.npz: cannot read the existing frame "
+                                         rf"file"):
+        frame_store.write_frame_store(os.fspath(data_dir), "clevrer", os.fspath(out),
+                                      "validation:valid", frame_size=32, progress=False)
 
 
 def test_cater_frames_and_labels_in_the_cater_latents_layout(cater_data, tmp_path):

@@ -89,7 +89,7 @@ def decode_frames(encoded: Sequence[bytes], frame_size: int) -> np.ndarray:
 
 def _check_existing(path: str, frame_size: int) -> None:
     """An existing file (to be skipped) must hold uint8 `[frames, S, S, 3]` (header only)."""
-    shape, dtype = latents_lib.read_npy_header(path)
+    shape, dtype = latents_lib.read_npy_header(path, "existing frame file")
     if dtype != np.uint8 or len(shape) != 4 or shape[1:] != (frame_size, frame_size, 3):
         raise ValueError(f"{path}: existing frame file holds {dtype} {shape}, but this run "
                          f"writes uint8 [frames, {frame_size}, {frame_size}, 3] (frame_size = "

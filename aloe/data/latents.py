@@ -159,8 +159,12 @@ class LatentStore:
         return result
 
 
-def read_npy_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
+def read_npy_header(path: str, what: str = "latent array") -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of the array in a `.npy` file, from its header (data not read).
+
+    Args:
+      path: the `.npy` file.
+      what: what the file holds, for error messages ("latent array", "frame file").
 
     Raises:
       ValueError: naming the file, when it cannot be read or is an archive.
@@ -168,7 +172,7 @@ def read_npy_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, EOFError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read the latent array ({err}).") from None
+        raise ValueError(f"{path}: cannot read the {what} ({err}).") from None
     if not isinstance(array, np.ndarray):
         array.close()
         raise ValueError(f"{path}: expected a .npy array, found an archive.")
