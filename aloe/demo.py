@@ -122,8 +122,11 @@ def run(config, workdir: str) -> dict:
     state = train.train(monet, paths["monet"])
     results = evaluate.evaluate(monet, paths["monet"], params=state.params,
                                 step=int(state.step), split="validation")
-    _done(start, f"MONet: foreground ARI {results.get('fg_ari', float('nan')):.3f} "
-                 f"(one slot for everything: {results.get('fg_ari_one_slot', float('nan')):.3f})")
+    nan = float("nan")
+    _done(start, f"MONet: foreground ARI {results.get('fg_ari', nan):.3f} (one slot for "
+                 f"everything: {results.get('fg_ari_one_slot', nan):.3f}); on the "
+                 f"{results.get('multi_object_frames', 0)} frames with several objects "
+                 f"{results.get('fg_ari_multi_object', nan):.3f} (one slot: 0)")
 
     start = _banner(4, "extract the latents of every frame")
     written = extract.extract(monet, paths["monet"])

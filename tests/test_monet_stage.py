@@ -106,6 +106,8 @@ def test_train_evaluate_and_extract(data, tmp_path):
                                     np.arange(4) * 32, 64)
     single = [len(set(np.unique(l)) - {0}) <= 1 for l in labels]
     assert results["fg_ari_one_slot"] == pytest.approx(np.mean(single))
+    assert results["multi_object_frames"] == len(single) - sum(single)
+    assert ("fg_ari_multi_object" in results) == (not all(single))
 
     # Extraction on 4 devices and on 1 give the same latents.
     outs = {}
@@ -176,3 +178,17 @@ def test_train_evaluate_and_extract(data, tmp_path):
     stream = tasks.build(config).eval_batches("validation")
     first = next(iter(stream))["image"][0]  # Frame 0 of scene 3, the split's only video.
     np.testing.assert_allclose(video[0] / 255.0, first, atol=1e-6)
+
+
+def test_summary_splits_ari_by_visible_objects():
+    from aloe.tasks import monet as monet_task  # pylint: disable=g-import-not-at-top
+    # 2x2 frames, background 0. A: one object split in two slots (ARI 0); B: two
+    # objects segmented exactly (ARI 1); C: two objects in one slot (ARI 0).
+    true = np.array([[[1, 1], [0, 0]], [[1, 1], [2, 2]], [[1, 1], [2, 2]]])
+    pred = np.array([[[3, 4], [0, 0]], [[5, 5], [6, 6]], [[1, 1], [1, 1]]])
+    records = {"segmentation": pred, "true_labels": true, "loss": np.zeros(3)}
+    results = monet_task.MonetTask.summarize(None, records, "", "")
+    assert results["fg_ari"] == pytest.approx(1 / 3)
+    assert results["fg_ari_one_slot"] == pytest.approx(1 / 3)   # A only.
+    assert results["multi_object_frames"] == 2
+    assert results["fg_ari_multi_object"] == pytest.approx(1 / 2)

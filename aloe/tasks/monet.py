@@ -194,8 +194,14 @@ class MonetTask:
         if known.any():
             true = records["true_labels"][known].reshape(int(known.sum()), -1)
             pred = records["segmentation"][known].reshape(true.shape)
-            results["fg_ari"] = float(np.nanmean(segmentation.adjusted_rand_index(
-                true, pred, foreground=True)))
+            ari = segmentation.adjusted_rand_index(true, pred, foreground=True)
+            results["fg_ari"] = float(np.nanmean(ari))
             results["fg_ari_one_slot"] = float(np.nanmean(segmentation.adjusted_rand_index(
                 true, np.zeros_like(pred), foreground=True)))
+            # One slot for everything scores 1 on frames with one visible object and 0
+            # on the others; on frames with several objects only splitting them scores.
+            multi = np.array([np.count_nonzero(np.unique(t)) >= 2 for t in true])
+            results["multi_object_frames"] = int(multi.sum())
+            if multi.any():
+                results["fg_ari_multi_object"] = float(np.nanmean(ari[multi]))
         return results
