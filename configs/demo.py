@@ -27,8 +27,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.generate.workers = 2
 
     monet = monet_clevrer.get_config()
-    # A narrow MONet (the paper's is ~45 s per step of 64 frames on 2 CPU cores).
-    monet.model.unet_channels = (8, 8, 16, 16, 16)
+    # A narrow MONet (the paper's is ~45 s per step of 64 frames on 2 CPU cores); its
+    # attention U-Net is half the paper's width, the rest a quarter (BUILD_NOTES.md).
+    monet.model.unet_channels = (16, 16, 32, 32, 32)
     monet.model.unet_mlp_hidden = (64,)
     monet.model.encoder_channels = (8, 8, 16, 16)
     monet.model.encoder_hidden = 64
@@ -36,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     monet.model.gamma = 0.1            # The paper: 0.5; 0.1 segments sooner (BUILD_NOTES.md).
     monet.optimizer.name = "adam"
     monet.optimizer.learning_rate = 1e-3
-    monet.train.steps = 600
+    monet.train.steps = 1000
     monet.train.batch_size = 16
     monet.train.log_every = 50
     monet.train.checkpoint_every = 200
