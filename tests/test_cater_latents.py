@@ -111,14 +111,6 @@ def test_eval_batches_cover_every_video_once_with_spanning_frames(tmp_path):
     assert names == sorted(labels)
 
 
-def test_spanning_frames_include_both_ends():
-    np.testing.assert_array_equal(cater_latents.spanning_frames(301, 5), [0, 75, 150, 225, 300])
-    frames = cater_latents.spanning_frames(301, 80)
-    assert frames[0] == 0 and frames[-1] == 300 and (np.diff(frames) > 0).all()
-    with pytest.raises(ValueError, match="num_frames must lie in 1..301"):
-        cater_latents.spanning_frames(301, 302)
-
-
 def test_missing_and_malformed_files_are_named(tmp_path):
     labels = _write_store(tmp_path)
     missing = sorted(labels)[3]

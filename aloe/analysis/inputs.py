@@ -29,9 +29,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from aloe.data import clevrer_latents
 from aloe.data import latents as latents_lib
 from aloe.data import questions as questions_lib
+from aloe.data import sampling
 from aloe.data import vocab as vocab_lib
 from aloe.models import monet as monet_lib
 
@@ -103,8 +103,7 @@ def load_scene(data_config: ml_collections.ConfigDict, vocab: vocab_lib.Vocab, s
     else:
         raise ValueError(f"{where}: no such question in the file.")
     all_latents = latents_lib.LatentStore(data_config.root, split).read(scene)
-    frame_indices = clevrer_latents.evenly_spaced_frames(all_latents.shape[0],
-                                                         data_config.num_frames)
+    frame_indices = sampling.evenly_spaced_frames(all_latents.shape[0], data_config.num_frames)
     return {"latents": all_latents[frame_indices], "frame_indices": frame_indices,
             "total_frames": all_latents.shape[0], "question": question, "choice": choice,
             "kind": kind}

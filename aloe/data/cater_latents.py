@@ -30,7 +30,7 @@ sorted (`clevrer_latents.sample_frames`).
 
 Evaluation batches (`eval_batches`) visit every video of the split once in
 name order, with `num_frames` frames spread evenly over the whole video, first
-and last frame included (`spanning_frames`): the answer is where the snitch is
+and last frame included (`sampling.spanning_frames`): the answer is where the snitch is
 at the end, so the last frames must be seen. Each process takes a contiguous
 share of the videos, and every process yields the same number of batches, the
 last ones padded with rows whose `valid` is False.
@@ -46,7 +46,6 @@ that every process's rows can be gathered like any other array.
 
 import dataclasses
 import json
-import math
 import os
 import re
 from typing import Any, Iterator, Mapping, Sequence
@@ -55,7 +54,7 @@ import numpy as np
 
 from aloe.cater import grid
 from aloe.data import latents as latents_lib
-from aloe.data.clevrer_latents import process_rows, sample_frames
+from aloe.data import sampling
 
 CAMERAS = ("static", "moving")
 LATENT_SUFFIX = ".npy"
@@ -77,15 +76,6 @@ def check_name(name: Any, source: str) -> str:
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise ValueError(f"{source}: video name {name!r} is longer than {MAX_NAME_BYTES} bytes.")
     return name
-
-
-def spanning_frames(total_frames: int, num_frames: int) -> np.ndarray:
-    """int64 `[num_frames]`: evenly spread over `0..total_frames-1`, both ends included."""
-    if not 1 <= num_frames <= total_frames:
-        raise ValueError(f"num_frames must lie in 1..{total_frames}, got {num_frames}.")
-    if num_frames == 1:
-        return np.asarray([total_frames - 1], np.int64)
-    return np.round(np.linspace(0, total_frames - 1, num_frames)).astype(np.int64)
 
 
 def encode_names(names: Sequence[str]) -> np.ndarray:
@@ -272,12 +262,11 @@ class CaterLatentData:
             latent file (named), files of different shapes, fewer frames than
             `num_frames`, or inconsistent arguments.
         """
-        if not 0 <= process_index < process_count:
-            raise ValueError(f"process_index {process_index} is outside 0..{process_count - 1}.")
+        self.shard = sampling.ProcessShard(process_index, process_count)
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}.")
         self.root, self.split, self.num_frames = os.fspath(root), split, num_frames
-        self.seed, self.process_index, self.process_count = seed, process_index, process_count
+        self.seed = seed
         self.labels_file = labels_path(root, split)
         self.labels = read_labels(self.labels_file)
         self.store = CaterLatentStore(root, split, dtype=dtype)
@@ -312,13 +301,6 @@ class CaterLatentData:
     def __len__(self) -> int:
         return len(self.labels.names)
 
-    def _local(self, global_size: int, name: str) -> slice:
-        if global_size < 0 or global_size % self.process_count:
-            raise ValueError(f"{name} = {global_size} must be a non-negative multiple of "
-                             f"process_count = {self.process_count}.")
-        local = global_size // self.process_count
-        return slice(self.process_index * local, (self.process_index + 1) * local)
-
     def _examples(self, rows: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
         """The batch of video rows `[B]` with frames `[B, T]` (or `[T]` for all)."""
         frames = np.broadcast_to(frames, (len(rows), self.num_frames))
@@ -352,8 +334,8 @@ class CaterLatentData:
         step = int(step)
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}.")
-        static_local = self._local(static_size, "static_size")
-        moving_local = self._local(moving_size, "moving_size")
+        static_local = self.shard.local(static_size, "static_size")
+        moving_local = self.shard.local(moving_size, "moving_size")
         for size, pool, camera in ((static_size, self._static, "static"),
                                    (moving_size, self._moving, "moving")):
             if size and not len(pool):
@@ -361,27 +343,23 @@ class CaterLatentData:
         rng = np.random.default_rng([self.seed, step])
         static_rows = self._static[rng.integers(0, max(1, len(self._static)), static_size)]
         moving_rows = self._moving[rng.integers(0, max(1, len(self._moving)), moving_size)]
-        frames = sample_frames(rng, static_size + moving_size, self.total_frames,
+        frames = sampling.sample_frames(rng, static_size + moving_size, self.total_frames,
                                self.num_frames)
         static_frames, moving_frames = frames[:static_size], frames[static_size:]
         rows = np.concatenate([static_rows[static_local], moving_rows[moving_local]])
         frames = np.concatenate([static_frames[static_local], moving_frames[moving_local]])
         batch = self._examples(rows, frames)
         if auxiliary_size:
-            aux_local = self._local(auxiliary_size, "auxiliary_size")
+            aux_local = self.shard.local(auxiliary_size, "auxiliary_size")
             aux_rows = rng.integers(0, len(self.labels.names), auxiliary_size)
-            aux_frames = sample_frames(rng, auxiliary_size, self.total_frames, self.num_frames)
+            aux_frames = sampling.sample_frames(rng, auxiliary_size, self.total_frames, self.num_frames)
             batch["auxiliary"] = {
                 "latents": self._examples(aux_rows[aux_local], aux_frames[aux_local])["latents"]}
         return batch
 
     def num_eval_batches(self, batch_size: int) -> int:
         """How many batches `eval_batches(batch_size)` yields on every process."""
-        self._local(batch_size, "batch_size")
-        local = batch_size // self.process_count
-        if local == 0:
-            raise ValueError("batch_size must be positive.")
-        return math.ceil(math.ceil(len(self) / self.process_count) / local)
+        return self.shard.num_eval_batches(batch_size, len(self))
 
     def eval_batches(self, batch_size: int) -> Iterator[dict[str, Any]]:
         """Every video of the split once, in batches padded to a fixed size.
@@ -394,19 +372,14 @@ class CaterLatentData:
           latents, label -1) and `meta` `{'name': uint8 [B, MAX_NAME_BYTES]}`.
         """
         num_batches = self.num_eval_batches(batch_size)
-        local = batch_size // self.process_count
-        frames = spanning_frames(self.total_frames, self.num_frames)
-        share = process_rows(len(self), self.process_index, self.process_count)
+        local = self.shard.local_size(batch_size, "batch_size")
+        frames = sampling.spanning_frames(self.total_frames, self.num_frames)
+        share = self.shard.rows(len(self))
         for batch in range(num_batches):
             rows = share[batch * local:(batch + 1) * local]
             examples = self._examples(rows, frames)
-            padding = local - len(rows)
-            padded = {key: np.concatenate([value, np.full((padding,) + value.shape[1:],
-                                                          -1 if key == "label" else 0,
-                                                          value.dtype)])
-                      for key, value in examples.items()}
+            padded = sampling.pad_rows(examples, local, {"label": -1})
             padded["valid"] = np.arange(local) < len(rows)
             names = encode_names([self.labels.names[row] for row in rows])
-            padded["meta"] = {"name": np.concatenate(
-                [names, np.zeros((padding, MAX_NAME_BYTES), np.uint8)])}
+            padded["meta"] = sampling.pad_rows({"name": names}, local)
             yield padded

@@ -40,7 +40,6 @@ empty slot, -1 unknown. Evaluation batches add `valid` bool[B] to both
 sub-batches, and host-only metadata under `meta` (see `eval_batches`).
 """
 
-import math
 import os
 from typing import Any, Iterator
 
@@ -48,29 +47,8 @@ import numpy as np
 
 from aloe.data import latents as latents_lib
 from aloe.data import questions as questions_lib
+from aloe.data import sampling
 from aloe.data import vocab as vocab_lib
-
-
-def process_rows(num_rows: int, process_index: int, process_count: int) -> np.ndarray:
-    """int64 `[M]`: a process's contiguous share of `num_rows` rows.
-
-    Shares differ in size by at most one and together cover every row once.
-    """
-    start = num_rows * process_index // process_count
-    stop = num_rows * (process_index + 1) // process_count
-    return np.arange(start, stop, dtype=np.int64)
-
-
-def sample_frames(rng: np.random.Generator, batch: int, total_frames: int,
-                  num_frames: int) -> np.ndarray:
-    """int64 `[batch, num_frames]`: per row, distinct frames drawn uniformly, sorted."""
-    order = np.argsort(rng.random((batch, total_frames)), axis=1)
-    return np.sort(order[:, :num_frames], axis=1)
-
-
-def evenly_spaced_frames(total_frames: int, num_frames: int) -> np.ndarray:
-    """int64 `[num_frames]`: `arange(num_frames) * (total_frames // num_frames)`."""
-    return np.arange(num_frames, dtype=np.int64) * (total_frames // num_frames)
 
 
 class ClevrerLatentData:
@@ -100,8 +78,7 @@ class ClevrerLatentData:
             malformed latent file of a scene with questions (named), or
             inconsistent arguments.
         """
-        if not 0 <= process_index < process_count:
-            raise ValueError(f"process_index {process_index} is outside 0..{process_count - 1}.")
+        self.shard = sampling.ProcessShard(process_index, process_count)
         if unknown_words == "unk" and vocab.unk_id is None:
             raise ValueError("unknown_words='unk' needs a vocabulary that reserves '<unk>' "
                              "(load or build it with unknown='unk').")
@@ -109,7 +86,7 @@ class ClevrerLatentData:
             raise ValueError(f"seed must be >= 0, got {seed}.")
         self.root, self.split, self.vocab = os.fspath(root), split, vocab
         self.num_frames, self.max_choices = num_frames, max_choices
-        self.seed, self.process_index, self.process_count = seed, process_index, process_count
+        self.seed = seed
         self.question_file = os.path.join(self.root, f"{split}.json")
         self.questions = questions_lib.load_questions(
             self.question_file, vocab, max_question_len=max_question_len,
@@ -139,13 +116,6 @@ class ClevrerLatentData:
     def total_frames(self) -> int:
         """Frames per video in the store (128 for CLEVRER)."""
         return self.latents.shape[1]
-
-    def _local(self, global_size: int, name: str) -> slice:
-        if global_size < 0 or global_size % self.process_count:
-            raise ValueError(f"{name} = {global_size} must be a non-negative multiple of "
-                             f"process_count = {self.process_count}.")
-        local = global_size // self.process_count
-        return slice(self.process_index * local, (self.process_index + 1) * local)
 
     def _gather_latents(self, latent_rows: np.ndarray, frames: np.ndarray) -> np.ndarray:
         """f32 `[B, T, K, d]` from latent rows `[B]` and frames `[B, T]` or `[T]`."""
@@ -194,8 +164,8 @@ class ClevrerLatentData:
         step = int(step)
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}.")
-        desc_local = self._local(descriptive_size, "descriptive_size")
-        mc_local = self._local(mc_size, "mc_size")
+        desc_local = self.shard.local(descriptive_size, "descriptive_size")
+        mc_local = self.shard.local(mc_size, "mc_size")
         for size, answered, kind in ((descriptive_size, self._desc_answered, "descriptive"),
                                      (mc_size, self._mc_answered, "multiple-choice")):
             if size and not len(answered):
@@ -204,33 +174,28 @@ class ClevrerLatentData:
         rng = np.random.default_rng([self.seed, step])
         desc_rows = self._desc_answered[rng.integers(0, max(1, len(self._desc_answered)),
                                                      descriptive_size)]
-        desc_frames = sample_frames(rng, descriptive_size, self.total_frames, self.num_frames)
+        desc_frames = sampling.sample_frames(rng, descriptive_size, self.total_frames, self.num_frames)
         mc_rows = self._mc_answered[rng.integers(0, max(1, len(self._mc_answered)), mc_size)]
-        mc_frames = sample_frames(rng, mc_size, self.total_frames, self.num_frames)
+        mc_frames = sampling.sample_frames(rng, mc_size, self.total_frames, self.num_frames)
         batch = {
             "descriptive": self._descriptive(desc_rows[desc_local], desc_frames[desc_local]),
             "multiple_choice": self._multiple_choice(mc_rows[mc_local], mc_frames[mc_local]),
         }
         if auxiliary_size:
-            aux_local = self._local(auxiliary_size, "auxiliary_size")
+            aux_local = self.shard.local(auxiliary_size, "auxiliary_size")
             if not len(self.questions.descriptive):
                 raise ValueError(f"{self.question_file}: the auxiliary sub-batch takes its "
                                  f"questions from descriptive ones, and there are none.")
             aux_rows = rng.integers(0, len(self.questions.descriptive), auxiliary_size)
-            aux_frames = sample_frames(rng, auxiliary_size, self.total_frames, self.num_frames)
+            aux_frames = sampling.sample_frames(rng, auxiliary_size, self.total_frames, self.num_frames)
             aux = self._descriptive(aux_rows[aux_local], aux_frames[aux_local])
             batch["auxiliary"] = {"latents": aux["latents"], "question": aux["question"]}
         return batch
 
     def num_eval_batches(self, batch_size: int) -> int:
         """How many batches `eval_batches(batch_size)` yields on every process."""
-        self._local(batch_size, "batch_size")
-        local = batch_size // self.process_count
-        if local == 0:
-            raise ValueError("batch_size must be positive.")
-        largest_share = max(math.ceil(len(self.questions.descriptive) / self.process_count),
-                            math.ceil(len(self.questions.multiple_choice) / self.process_count))
-        return math.ceil(largest_share / local)
+        return self.shard.num_eval_batches(batch_size, len(self.questions.descriptive),
+                                           len(self.questions.multiple_choice))
 
     def eval_batches(self, batch_size: int) -> Iterator[dict[str, Any]]:
         """Every question of the split once, in batches padded to a fixed size.
@@ -248,22 +213,22 @@ class ClevrerLatentData:
           int64 / int32 arrays, -1 in padding rows.
         """
         num_batches = self.num_eval_batches(batch_size)
-        local = batch_size // self.process_count
-        frames = evenly_spaced_frames(self.total_frames, self.num_frames)
+        local = self.shard.local_size(batch_size, "batch_size")
+        frames = sampling.evenly_spaced_frames(self.total_frames, self.num_frames)
         desc, mc = self.questions.descriptive, self.questions.multiple_choice
-        desc_share = process_rows(len(desc), self.process_index, self.process_count)
-        mc_share = process_rows(len(mc), self.process_index, self.process_count)
+        desc_share = self.shard.rows(len(desc))
+        mc_share = self.shard.rows(len(mc))
         for batch in range(num_batches):
             desc_rows = desc_share[batch * local:(batch + 1) * local]
             mc_rows = mc_share[batch * local:(batch + 1) * local]
-            desc_batch = _pad(self._descriptive(desc_rows, frames), local, {"answer": -1})
-            mc_batch = _pad(self._multiple_choice(mc_rows, frames), local, {"choice_labels": -1})
+            desc_batch = sampling.pad_rows(self._descriptive(desc_rows, frames), local, {"answer": -1})
+            mc_batch = sampling.pad_rows(self._multiple_choice(mc_rows, frames), local, {"choice_labels": -1})
             desc_batch["valid"] = np.arange(local) < len(desc_rows)
             mc_batch["valid"] = np.arange(local) < len(mc_rows)
             meta = {
-                "descriptive": _pad({"scene_index": desc.scene_index[desc_rows],
+                "descriptive": sampling.pad_rows({"scene_index": desc.scene_index[desc_rows],
                                      "question_id": desc.question_id[desc_rows]}, local, -1),
-                "multiple_choice": _pad({
+                "multiple_choice": sampling.pad_rows({
                     "scene_index": mc.scene_index[mc_rows],
                     "question_id": mc.question_id[mc_rows],
                     "question_type": mc.question_type[mc_rows].astype(np.int32),
@@ -271,13 +236,3 @@ class ClevrerLatentData:
             }
             yield {"descriptive": desc_batch, "multiple_choice": mc_batch, "meta": meta}
 
-
-def _pad(arrays: dict[str, np.ndarray], size: int,
-         fill: dict[str, int] | int) -> dict[str, np.ndarray]:
-    """Pads every array's leading axis to `size` rows (zeros, or `fill` per key)."""
-    padded = {}
-    for key, array in arrays.items():
-        value = fill if isinstance(fill, int) else fill.get(key, 0)
-        extra = np.full((size - len(array),) + array.shape[1:], value, array.dtype)
-        padded[key] = np.concatenate([array, extra])
-    return padded

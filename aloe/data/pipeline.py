@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from aloe.data.clevrer_latents import evenly_spaced_frames, sample_frames
+from aloe.data.sampling import evenly_spaced_frames, sample_frames
 
 # Per-video features passed through with the frames when the dataset has them.
 ID_KEYS = ("scene_index", "video_filename", "video_name", "label")

@@ -30,7 +30,7 @@ from aloe import segmentation
 from aloe.data import cater as cater_data  # pylint: disable=unused-import (registers 'cater')
 from aloe.data import clevrer as clevrer_data  # pylint: disable=unused-import (registers)
 from aloe.data import pipeline
-from aloe.data.clevrer_latents import evenly_spaced_frames
+from aloe.data.sampling import evenly_spaced_frames
 from aloe.models import monet as monet_lib
 
 PyTree = Any

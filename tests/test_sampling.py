@@ -1,0 +1,65 @@
+"""Row and frame selection shared by the batch pipelines."""
+
+import numpy as np
+import pytest
+
+from aloe.data import sampling
+
+
+def test_spanning_frames_include_both_ends():
+    np.testing.assert_array_equal(sampling.spanning_frames(301, 5), [0, 75, 150, 225, 300])
+    frames = sampling.spanning_frames(301, 80)
+    assert frames[0] == 0 and frames[-1] == 300 and (np.diff(frames) > 0).all()
+    np.testing.assert_array_equal(sampling.spanning_frames(301, 1), [300])
+    with pytest.raises(ValueError, match="num_frames must lie in 1..301"):
+        sampling.spanning_frames(301, 302)
+
+
+def test_evenly_spaced_frames_follow_the_release_stride():
+    np.testing.assert_array_equal(sampling.evenly_spaced_frames(128, 25), np.arange(25) * 5)
+
+
+def test_sampled_frames_are_distinct_sorted_and_in_range():
+    frames = sampling.sample_frames(np.random.default_rng(0), 50, 30, 10)
+    assert frames.shape == (50, 10)
+    assert (np.diff(frames, axis=1) > 0).all() and frames.min() >= 0 and frames.max() < 30
+    # Every frame is drawn at about the same rate (10 of 30 per row).
+    counts = np.bincount(sampling.sample_frames(np.random.default_rng(1), 3000, 30, 10).ravel(),
+                         minlength=30)
+    assert np.abs(counts / 3000 - 1 / 3).max() < 0.04
+
+
+@pytest.mark.parametrize("num_rows, count", [(10, 3), (2, 4), (0, 2), (7, 1)])
+def test_process_shares_cover_every_row_once(num_rows, count):
+    shares = [sampling.ProcessShard(index, count).rows(num_rows) for index in range(count)]
+    np.testing.assert_array_equal(np.concatenate(shares), np.arange(num_rows))
+    sizes = [len(share) for share in shares]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_local_slices_tile_the_global_batch():
+    shards = [sampling.ProcessShard(index, 4) for index in range(4)]
+    rows = np.arange(12)
+    np.testing.assert_array_equal(np.concatenate([rows[s.local(12, "b")] for s in shards]), rows)
+    with pytest.raises(ValueError, match="b = 6 must be a non-negative multiple of "
+                                         "process_count = 4"):
+        shards[0].local(6, "b")
+    with pytest.raises(ValueError, match="process_index 4 is outside 0..3"):
+        sampling.ProcessShard(4, 4)
+
+
+def test_every_process_runs_enough_eval_batches_for_the_largest_share():
+    shard = sampling.ProcessShard(0, 2)
+    # Shares of 7 and 3 rows: 4 and 2 per process; 2 rows per process per batch.
+    assert shard.num_eval_batches(4, 7, 3) == 2
+    assert shard.num_eval_batches(4, 9) == 3
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        shard.num_eval_batches(0, 9)
+
+
+def test_pad_rows_fills_per_key():
+    padded = sampling.pad_rows({"a": np.ones((2, 3), np.float32), "b": np.arange(2)}, 4,
+                               {"b": -1})
+    np.testing.assert_array_equal(padded["a"], [[1] * 3, [1] * 3, [0] * 3, [0] * 3])
+    np.testing.assert_array_equal(padded["b"], [0, 1, -1, -1])
+    assert padded["a"].dtype == np.float32
