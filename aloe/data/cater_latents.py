@@ -26,12 +26,12 @@ batch of `static_size` static-camera and `moving_size` moving-camera videos
 (uniformly with replacement within each camera, independently at every step),
 and each process keeps its contiguous slice of each camera's rows. Every video
 gets its own `num_frames` frames drawn uniformly without replacement and
-sorted (`clevrer_latents.sample_frames`).
+sorted (`sampling.sample_frames`).
 
 Evaluation batches (`eval_batches`) visit every video of the split once in
 name order, with `num_frames` frames spread evenly over the whole video, first
-and last frame included (`sampling.spanning_frames`): the answer is where the snitch is
-at the end, so the last frames must be seen. Each process takes a contiguous
+and last frame included (`sampling.spanning_frames`): the answer is where the snitch
+is at the end, so the last frames must be seen. Each process takes a contiguous
 share of the videos, and every process yields the same number of batches, the
 last ones padded with rows whose `valid` is False.
 
@@ -344,7 +344,7 @@ class CaterLatentData:
         static_rows = self._static[rng.integers(0, max(1, len(self._static)), static_size)]
         moving_rows = self._moving[rng.integers(0, max(1, len(self._moving)), moving_size)]
         frames = sampling.sample_frames(rng, static_size + moving_size, self.total_frames,
-                               self.num_frames)
+                                        self.num_frames)
         static_frames, moving_frames = frames[:static_size], frames[static_size:]
         rows = np.concatenate([static_rows[static_local], moving_rows[moving_local]])
         frames = np.concatenate([static_frames[static_local], moving_frames[moving_local]])
@@ -352,7 +352,8 @@ class CaterLatentData:
         if auxiliary_size:
             aux_local = self.shard.local(auxiliary_size, "auxiliary_size")
             aux_rows = rng.integers(0, len(self.labels.names), auxiliary_size)
-            aux_frames = sampling.sample_frames(rng, auxiliary_size, self.total_frames, self.num_frames)
+            aux_frames = sampling.sample_frames(rng, auxiliary_size, self.total_frames,
+                                                self.num_frames)
             batch["auxiliary"] = {
                 "latents": self._examples(aux_rows[aux_local], aux_frames[aux_local])["latents"]}
         return batch

@@ -174,7 +174,8 @@ class ClevrerLatentData:
         rng = np.random.default_rng([self.seed, step])
         desc_rows = self._desc_answered[rng.integers(0, max(1, len(self._desc_answered)),
                                                      descriptive_size)]
-        desc_frames = sampling.sample_frames(rng, descriptive_size, self.total_frames, self.num_frames)
+        desc_frames = sampling.sample_frames(rng, descriptive_size, self.total_frames,
+                                             self.num_frames)
         mc_rows = self._mc_answered[rng.integers(0, max(1, len(self._mc_answered)), mc_size)]
         mc_frames = sampling.sample_frames(rng, mc_size, self.total_frames, self.num_frames)
         batch = {
@@ -187,7 +188,8 @@ class ClevrerLatentData:
                 raise ValueError(f"{self.question_file}: the auxiliary sub-batch takes its "
                                  f"questions from descriptive ones, and there are none.")
             aux_rows = rng.integers(0, len(self.questions.descriptive), auxiliary_size)
-            aux_frames = sampling.sample_frames(rng, auxiliary_size, self.total_frames, self.num_frames)
+            aux_frames = sampling.sample_frames(rng, auxiliary_size, self.total_frames,
+                                                self.num_frames)
             aux = self._descriptive(aux_rows[aux_local], aux_frames[aux_local])
             batch["auxiliary"] = {"latents": aux["latents"], "question": aux["question"]}
         return batch
@@ -221,13 +223,16 @@ class ClevrerLatentData:
         for batch in range(num_batches):
             desc_rows = desc_share[batch * local:(batch + 1) * local]
             mc_rows = mc_share[batch * local:(batch + 1) * local]
-            desc_batch = sampling.pad_rows(self._descriptive(desc_rows, frames), local, {"answer": -1})
-            mc_batch = sampling.pad_rows(self._multiple_choice(mc_rows, frames), local, {"choice_labels": -1})
+            desc_batch = sampling.pad_rows(self._descriptive(desc_rows, frames), local,
+                                           {"answer": -1})
+            mc_batch = sampling.pad_rows(self._multiple_choice(mc_rows, frames), local,
+                                         {"choice_labels": -1})
             desc_batch["valid"] = np.arange(local) < len(desc_rows)
             mc_batch["valid"] = np.arange(local) < len(mc_rows)
             meta = {
                 "descriptive": sampling.pad_rows({"scene_index": desc.scene_index[desc_rows],
-                                     "question_id": desc.question_id[desc_rows]}, local, -1),
+                                                  "question_id": desc.question_id[desc_rows]},
+                                                 local, -1),
                 "multiple_choice": sampling.pad_rows({
                     "scene_index": mc.scene_index[mc_rows],
                     "question_id": mc.question_id[mc_rows],
