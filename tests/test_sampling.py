@@ -57,6 +57,19 @@ def test_every_process_runs_enough_eval_batches_for_the_largest_share():
         shard.num_eval_batches(0, 9)
 
 
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_eval_rows_cover_every_row_once_in_the_same_number_of_batches(count):
+    shards = [sampling.ProcessShard(index, count) for index in range(count)]
+    batch_size = 2 * count  # Two rows per process per batch.
+    batches = [list(shard.eval_rows(batch_size, 7, 3)) for shard in shards]
+    assert len({len(b) for b in batches}) == 1
+    assert len(batches[0]) == shards[0].num_eval_batches(batch_size, 7, 3)
+    for which, num_rows in enumerate((7, 3)):
+        rows = [r for process in batches for batch in process for r in batch[which]]
+        assert sorted(rows) == list(range(num_rows))
+        assert all(len(batch[which]) <= 2 for process in batches for batch in process)
+
+
 def test_pad_rows_fills_per_key():
     padded = sampling.pad_rows({"a": np.ones((2, 3), np.float32), "b": np.arange(2)}, 4,
                                {"b": -1})

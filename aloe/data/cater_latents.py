@@ -372,12 +372,9 @@ class CaterLatentData:
           The batch layout plus `valid` bool `[B]` (False for padding rows: zero
           latents, label -1) and `meta` `{'name': uint8 [B, MAX_NAME_BYTES]}`.
         """
-        num_batches = self.num_eval_batches(batch_size)
         local = self.shard.local_size(batch_size, "batch_size")
         frames = sampling.spanning_frames(self.total_frames, self.num_frames)
-        share = self.shard.rows(len(self))
-        for batch in range(num_batches):
-            rows = share[batch * local:(batch + 1) * local]
+        for (rows,) in self.shard.eval_rows(batch_size, len(self)):
             examples = self._examples(rows, frames)
             padded = sampling.pad_rows(examples, local, {"label": -1})
             padded["valid"] = np.arange(local) < len(rows)

@@ -214,15 +214,10 @@ class ClevrerLatentData:
           (0 explanatory, 1 predictive, 2 counterfactual), 'choice_ids' [B, C]}}`,
           int64 / int32 arrays, -1 in padding rows.
         """
-        num_batches = self.num_eval_batches(batch_size)
         local = self.shard.local_size(batch_size, "batch_size")
         frames = sampling.evenly_spaced_frames(self.total_frames, self.num_frames)
         desc, mc = self.questions.descriptive, self.questions.multiple_choice
-        desc_share = self.shard.rows(len(desc))
-        mc_share = self.shard.rows(len(mc))
-        for batch in range(num_batches):
-            desc_rows = desc_share[batch * local:(batch + 1) * local]
-            mc_rows = mc_share[batch * local:(batch + 1) * local]
+        for desc_rows, mc_rows in self.shard.eval_rows(batch_size, len(desc), len(mc)):
             desc_batch = sampling.pad_rows(self._descriptive(desc_rows, frames), local,
                                            {"answer": -1})
             mc_batch = sampling.pad_rows(self._multiple_choice(mc_rows, frames), local,

@@ -9,11 +9,13 @@ process, and each keeps its contiguous slice of rows (`ProcessShard.local`);
 an evaluation pass gives each process a contiguous share of the rows
 (`ProcessShard.rows`), and every process runs the same number of batches
 (`ProcessShard.num_eval_batches`), the last ones padded (`pad_rows`) so that
-collective steps stay in lockstep.
+collective steps stay in lockstep; `ProcessShard.eval_rows` yields each batch's
+rows.
 """
 
 import dataclasses
 import math
+from typing import Iterator
 
 import numpy as np
 
@@ -95,3 +97,22 @@ class ProcessShard:
             raise ValueError("batch_size must be positive.")
         largest_share = max(math.ceil(rows / self.process_count) for rows in num_rows)
         return math.ceil(largest_share / local)
+
+    def eval_rows(self, batch_size: int, *num_rows: int) -> Iterator[tuple[np.ndarray, ...]]:
+        """This process's rows of each evaluation batch, one array per row set.
+
+        Args:
+          batch_size: global rows per batch, a multiple of process_count.
+          *num_rows: the sizes of the row sets evaluated side by side (e.g. the
+            descriptive and the multiple-choice questions).
+
+        Yields:
+          `num_eval_batches(batch_size, *num_rows)` tuples (the same count on every
+          process), each of one int64 array per row set with at most
+          `batch_size / process_count` rows of this process's share, in order; the
+          last batches hold fewer or none (pad them with `pad_rows`).
+        """
+        local = self.local_size(batch_size, "batch_size")
+        shares = [self.rows(rows) for rows in num_rows]
+        for batch in range(self.num_eval_batches(batch_size, *num_rows)):
+            yield tuple(share[batch * local:(batch + 1) * local] for share in shares)
