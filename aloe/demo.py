@@ -124,9 +124,11 @@ def run(config, workdir: str) -> dict:
                                 step=int(state.step), split="validation")
     nan = float("nan")
     _done(start, f"MONet: foreground ARI {results.get('fg_ari', nan):.3f} (one slot for "
-                 f"everything: {results.get('fg_ari_one_slot', nan):.3f}); on the "
-                 f"{results.get('multi_object_frames', 0)} frames with several objects "
-                 f"{results.get('fg_ari_multi_object', nan):.3f} (one slot: 0)")
+                 f"everything: {results.get('fg_ari_one_slot', nan):.3f}; difference "
+                 f"{results.get('fg_ari_gain', nan):.3f} ± "
+                 f"{results.get('fg_ari_gain_stderr', nan):.3f}, standard error over "
+                 f"videos); on the {results.get('multi_object_frames', 0)} frames with "
+                 f"several objects {results.get('fg_ari_multi_object', nan):.3f} (one slot: 0)")
 
     start = _banner(4, "extract the latents of every frame")
     written = extract.extract(monet, paths["monet"])

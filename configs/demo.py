@@ -41,7 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
     monet.train.batch_size = 16
     monet.train.log_every = 50
     monet.train.checkpoint_every = 200
-    monet.eval.num_videos = 8
+    monet.eval.num_videos = 50         # The whole validation split: 400 frames.
     monet.extract.batch_size = 128
     config.monet = monet
 

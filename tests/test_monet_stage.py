@@ -108,6 +108,10 @@ def test_train_evaluate_and_extract(data, tmp_path):
     assert results["fg_ari_one_slot"] == pytest.approx(np.mean(single))
     assert results["multi_object_frames"] == len(single) - sum(single)
     assert ("fg_ari_multi_object" in results) == (not all(single))
+    # One video: the gain is the difference of the means, with no standard error.
+    assert results["fg_ari_gain"] == pytest.approx(
+        results["fg_ari"] - results["fg_ari_one_slot"], abs=1e-6)
+    assert np.isnan(results["fg_ari_gain_stderr"])
 
     # Extraction on 4 devices and on 1 give the same latents.
     outs = {}
@@ -186,9 +190,29 @@ def test_summary_splits_ari_by_visible_objects():
     # objects segmented exactly (ARI 1); C: two objects in one slot (ARI 0).
     true = np.array([[[1, 1], [0, 0]], [[1, 1], [2, 2]], [[1, 1], [2, 2]]])
     pred = np.array([[[3, 4], [0, 0]], [[5, 5], [6, 6]], [[1, 1], [1, 1]]])
-    records = {"segmentation": pred, "true_labels": true, "loss": np.zeros(3)}
+    records = {"segmentation": pred, "true_labels": true, "loss": np.zeros(3),
+               "video": np.array([0, 0, 1])}
     results = monet_task.MonetTask.summarize(None, records, "", "")
     assert results["fg_ari"] == pytest.approx(1 / 3)
     assert results["fg_ari_one_slot"] == pytest.approx(1 / 3)   # A only.
     assert results["multi_object_frames"] == 2
     assert results["fg_ari_multi_object"] == pytest.approx(1 / 2)
+    # Gains per frame -1, 1, 0; per video means 0 (A, B) and 0 (C).
+    assert results["fg_ari_gain"] == pytest.approx(0.0)
+    assert results["fg_ari_gain_stderr"] == pytest.approx(0.0)
+
+
+def test_ari_gain_standard_error_is_taken_over_videos():
+    from aloe.tasks import monet as monet_task  # pylint: disable=g-import-not-at-top
+    # Three videos of two 2x2 frames, each frame two objects. Video gains (mean of
+    # its frames' ARI minus one slot's 0): 1, 0.5 and 0.
+    exact = np.array([[5, 5], [6, 6]])
+    merged = np.array([[1, 1], [1, 1]])
+    pred = np.stack([exact, exact, exact, merged, merged, merged])
+    true = np.repeat(np.array([[[1, 1], [2, 2]]]), 6, axis=0)
+    records = {"segmentation": pred, "true_labels": true, "loss": np.zeros(6),
+               "video": np.array([7, 7, 8, 8, 9, 9])}
+    results = monet_task.MonetTask.summarize(None, records, "", "")
+    assert results["fg_ari_gain"] == pytest.approx(0.5)
+    # Sample standard deviation of (1, 0.5, 0) is 0.5; over sqrt(3) videos.
+    assert results["fg_ari_gain_stderr"] == pytest.approx(0.5 / np.sqrt(3))

@@ -13,7 +13,9 @@ evenly spaced frames each: the loss terms, the reconstruction error, and, when
 (`masks/{split}/mask_{chunk}/mask_{scene:05d}.npz`, chunk e.g. `00000-01000`),
 the foreground adjusted Rand index of MONet's segmentation (each pixel to its
 most probable slot) next to that of the trivial segmentation that puts every
-pixel in one slot.
+pixel in one slot, and their per-frame difference (`fg_ari_gain`, the mean over
+videos of each video's mean) with its standard error over videos
+(`fg_ari_gain_stderr`: frames of one video are not independent samples).
 """
 
 import itertools
@@ -142,17 +144,20 @@ class MonetTask:
     def eval_batches(self, split: str) -> Iterator[dict[str, Any]]:
         """Evenly spaced frames of the first `eval.num_videos` videos, padded batches.
 
-        Yields `image [B, H, W, 3]`, `valid [B]` and, when masks are available,
-        `true_labels [B, H, W]` (-1 = unknown) under 'meta'.
+        Yields `image [B, H, W, 3]`, `valid [B]` and under 'meta' `video [B]`
+        (the video's number in this evaluation, -1 in padding rows) and
+        `true_labels [B, H, W]` (-1 = unknown, e.g. no masks).
         """
         e, d = self.config.eval, self.config.data
         per_process = e.batch_size // self.process_count
-        images, labels = [], []
+        videos_per_process = e.num_videos // self.process_count
+        images, labels, numbers = [], [], []
         videos = pipeline.extraction_videos(self.builder, split, process_index=self.process_index,
                                             process_count=self.process_count)
-        for video in itertools.islice(videos, e.num_videos // self.process_count):
+        for number, video in enumerate(itertools.islice(videos, videos_per_process)):
             frames = evenly_spaced_frames(len(video["video"]), e.frames_per_video)
             images.extend(video["video"][frames])
+            numbers.extend([self.process_index * videos_per_process + number] * len(frames))
             size = video["video"].shape[1]
             if d.masks_dir and "scene_index" in video:
                 labels.extend(mask_labels(d.masks_dir, split, int(video["scene_index"]), frames,
@@ -164,7 +169,9 @@ class MonetTask:
             valid = np.arange(per_process) < len(chunk)
             pad = ((0, per_process - len(chunk)),) + ((0, 0),) * 3
             yield {"image": np.pad(chunk, pad), "valid": valid,
-                   "meta": {"true_labels": np.pad(np.stack(labels[start:start + per_process]),
+                   "meta": {"video": np.pad(np.asarray(numbers[start:start + per_process]),
+                                            pad[:1], constant_values=-1),
+                            "true_labels": np.pad(np.stack(labels[start:start + per_process]),
                                                   pad[:3], constant_values=-1)}}
 
     def predict(self, params: PyTree, batch: dict[str, Any]) -> dict[str, jax.Array]:
@@ -182,22 +189,26 @@ class MonetTask:
         valid = np.asarray(batch["valid"], bool)
         record = {k: np.asarray(v)[valid] for k, v in outputs.items()}
         record["true_labels"] = batch["meta"]["true_labels"][valid]
+        record["video"] = batch["meta"]["video"][valid]
         return record
 
     def summarize(self, records: dict[str, np.ndarray], out_dir: str, tag: str) -> dict:
         """Means of the loss terms; foreground ARI against the true masks when known."""
         del out_dir, tag
         results = {k: float(np.mean(v)) for k, v in records.items()
-                   if k not in ("segmentation", "true_labels")}
+                   if k not in ("segmentation", "true_labels", "video")}
         results["num_frames"] = int(len(records["segmentation"]))
         known = (records["true_labels"] >= 0).all(axis=(1, 2))
         if known.any():
             true = records["true_labels"][known].reshape(int(known.sum()), -1)
             pred = records["segmentation"][known].reshape(true.shape)
             ari = segmentation.adjusted_rand_index(true, pred, foreground=True)
+            one_slot = segmentation.adjusted_rand_index(true, np.zeros_like(pred),
+                                                        foreground=True)
             results["fg_ari"] = float(np.nanmean(ari))
-            results["fg_ari_one_slot"] = float(np.nanmean(segmentation.adjusted_rand_index(
-                true, np.zeros_like(pred), foreground=True)))
+            results["fg_ari_one_slot"] = float(np.nanmean(one_slot))
+            results["fg_ari_gain"], results["fg_ari_gain_stderr"] = _mean_over_groups(
+                ari - one_slot, records["video"][known])
             # One slot for everything scores 1 on frames with one visible object and 0
             # on the others; on frames with several objects only splitting them scores.
             multi = np.array([np.count_nonzero(np.unique(t)) >= 2 for t in true])
@@ -205,3 +216,16 @@ class MonetTask:
             if multi.any():
                 results["fg_ari_multi_object"] = float(np.nanmean(ari[multi]))
         return results
+
+
+def _mean_over_groups(values: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
+    """Mean of the per-group means of `values [N]` (NaNs ignored) and its standard error.
+
+    The standard error is the sample standard deviation of the group means over
+    the square root of their number (NaN with fewer than two groups).
+    """
+    means = np.array([np.nanmean(values[groups == g]) for g in np.unique(groups)
+                      if np.isfinite(values[groups == g]).any()])
+    if len(means) < 2:
+        return (float(means.mean()) if len(means) else float("nan")), float("nan")
+    return float(means.mean()), float(means.std(ddof=1) / np.sqrt(len(means)))
