@@ -114,6 +114,42 @@ def test_train_batch_rows_match_their_scene_and_question(root):
                                       np.pad(labels, (0, 4 - len(labels))).astype(np.float32))
 
 
+def test_arrays_read_per_batch_equal_preloaded_ones_and_may_come_from_a_frame_store(root,
+                                                                                     tmp_path):
+    preloaded = ClevrerLatentData(root, "train", VOCAB, num_frames=25)
+    lazy = ClevrerLatentData(root, "train", VOCAB, num_frames=25, preload=False)
+    assert lazy.array_shape == preloaded.array_shape == (128, 8, 16)
+    for a, b in [(preloaded.train_batch(3, 16, 8, 4), lazy.train_batch(3, 16, 8, 4)),
+                 *zip(preloaded.eval_batches(8), lazy.eval_batches(8))]:
+        for path, value in _flatten(a):
+            np.testing.assert_array_equal(value, dict(_flatten(b))[path], err_msg=path)
+    # uint8 frames [128, 2, 2, 3] of another store: pixel (0, 0) holds (frame % 256, scene).
+    frame_store = LatentStore(tmp_path, "train", dtype=np.uint8)
+    for scene in preloaded.scene_indices:
+        frames = np.zeros((128, 2, 2, 3), np.uint8)
+        frames[:, 0, 0, 0], frames[:, 0, 0, 1] = np.arange(128), scene
+        frame_store.write(scene, frames)
+    pixels = ClevrerLatentData(root, "train", VOCAB, num_frames=25, arrays_root=tmp_path,
+                               dtype=np.uint8, preload=False)
+    batch = pixels.train_batch(3, 16, 8)["descriptive"]
+    expected = preloaded.train_batch(3, 16, 8)["descriptive"]
+    scenes, frames = _source(expected["latents"])
+    assert batch["latents"].shape == (16, 25, 2, 2, 3) and batch["latents"].dtype == np.uint8
+    np.testing.assert_array_equal(batch["latents"][:, :, 0, 0, 0], frames)
+    np.testing.assert_array_equal(batch["latents"][:, :, 0, 0, 1],
+                                  np.broadcast_to(scenes[:, None], frames.shape))
+    np.testing.assert_array_equal(batch["question"], expected["question"])
+
+
+def _flatten(tree, prefix=""):
+    """`(path, array)` pairs of a nested dict of arrays."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}/")
+        else:
+            yield f"{prefix}{key}", value
+
+
 def test_train_batches_replay_and_split_over_processes(root):
     data = ClevrerLatentData(root, "train", VOCAB, num_frames=10, seed=7)
     first, again = data.train_batch(5, 8, 4), data.train_batch(5, 8, 4)
@@ -203,19 +239,20 @@ def test_eval_batch_contents_and_unanswered_questions(root):
         test.train_batch(0, 4, 0)
 
 
-def test_missing_or_malformed_latents_are_named(tmp_path):
+@pytest.mark.parametrize("preload", [True, False])
+def test_missing_or_malformed_latents_are_named(tmp_path, preload):
     root = str(tmp_path)
     _write_split(root, "valid", 10000)
     os.remove(os.path.join(root, "valid", "10003.npz"))
     with pytest.raises(FileNotFoundError, match=r"valid/10003\.npz"):
-        ClevrerLatentData(root, "valid", VOCAB)
+        ClevrerLatentData(root, "valid", VOCAB, preload=preload)
     with open(os.path.join(root, "valid", "10003.npz"), "wb") as f:
         np.save(f, np.zeros((128, 8, 16), np.float64))
     with pytest.raises(ValueError, match=r"valid/10003\.npz: latent array has dtype float64"):
-        ClevrerLatentData(root, "valid", VOCAB)
+        ClevrerLatentData(root, "valid", VOCAB, preload=preload)
     LatentStore(root, "valid").write(10003, np.zeros((20, 8, 16), np.float32))
     with pytest.raises(ValueError, match=r"10003\.npz: latent array has shape \(20, 8, 16\)"):
-        ClevrerLatentData(root, "valid", VOCAB)
+        ClevrerLatentData(root, "valid", VOCAB, preload=preload)
     with pytest.raises(ValueError, match="unknown_words='unk' needs a vocabulary"):
         ClevrerLatentData(root, "valid", VOCAB, unknown_words="unk")
     with pytest.raises(FileNotFoundError, match="nothing.json"):

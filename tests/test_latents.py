@@ -75,6 +75,41 @@ def test_malformed_files_are_named(tmp_path, content, message):
     store = LatentStore(tmp_path, "train", expected_shape=(128, 8, 16))
     with pytest.raises(ValueError, match=f"{path}: .*{message}"):
         store.read(4)
+    with pytest.raises(ValueError, match=f"{path}: .*{message}"):
+        store.read_frames(4, np.arange(3))
+
+
+def test_read_frames_reads_the_picked_frames_of_arrays_and_archives(tmp_path):
+    store = LatentStore(tmp_path, "train", dtype=np.uint8)
+    frames = np.random.default_rng(0).integers(0, 256, (20, 4, 4, 3), dtype=np.uint8)
+    store.write(1, frames)
+    np.savez(tmp_path / "train" / "2.npz", frames=frames)  # A one-array archive.
+    picked = np.array([0, 7, 19])
+    for scene in (1, 2):
+        np.testing.assert_array_equal(store.read_frames(scene, picked), frames[picked])
+    with pytest.raises(FileNotFoundError, match=r"train/3\.npz"):
+        store.read_frames(3, picked)
+
+
+def test_check_headers_names_missing_mistyped_and_mismatched_files(tmp_path):
+    store = LatentStore(tmp_path, "train")
+    for scene in (1, 2):
+        store.write(scene, _latents(scene))
+    np.savez(tmp_path / "train" / "5.npz", latents=_latents(5))  # A one-array archive.
+    assert store.check_headers([1, 2, 5]) == (128, 8, 16)
+    with pytest.raises(FileNotFoundError, match=r"train/9\.npz: latent file of scene 9"):
+        store.check_headers([1, 9])
+    store.write(3, _latents(3, (64, 8, 16)))
+    with pytest.raises(ValueError, match=r"3\.npz: latent array has shape \(64, 8, 16\), but "
+                                         r".*1\.npz has \(128, 8, 16\)"):
+        store.check_headers([1, 2, 3])
+    with open(tmp_path / "train" / "4.npz", "wb") as f:
+        np.save(f, np.zeros((128, 8, 16), np.float64))
+    with pytest.raises(ValueError, match=r"4\.npz: latent array has dtype float64"):
+        store.check_headers([4])
+    with pytest.raises(ValueError, match=r"3\.npz: latent array has shape \(64, 8, 16\), "
+                                         r"expected \(128, 8, 16\)"):
+        LatentStore(tmp_path, "train", expected_shape=(128, 8, 16)).check_headers([1, 3])
 
 
 def test_missing_file_and_inconsistent_shapes_are_named(tmp_path):

@@ -3,7 +3,12 @@
 One split of a latent store in the release layout (`aloe.data.latents`):
 `{root}/{split}.json` holds the questions, `{root}/{split}/{scene}.npz` the
 latents `[frames=128, slots, d]` of every scene that has questions. All those
-latents are read into memory once (the release's train split is ~640 MB).
+latents are read into memory once (the release's train split is ~640 MB). The
+per-scene arrays may instead come from another store of the same layout, e.g.
+a frame store of uint8 `[frames, S, S, 3]` (`arrays_root`, for models that read
+pixels); with `preload=False` only the file headers are read up front (every
+file's existence, dtype and shape checked) and each batch reads the frames it
+needs from disk (the release's train split at 64x64 is ~16 GB).
 
 Training batches (`train_batch`) are a pure function of (seed, step,
 process_index): a NumPy generator seeded with (seed, step) draws the GLOBAL
@@ -58,8 +63,10 @@ class ClevrerLatentData:
                  num_frames: int = 25, max_question_len: int = 20, max_choice_len: int = 12,
                  max_choices: int = 4, unknown_words: str = "error", seed: int = 0,
                  labeled_fraction: float = 1.0, labeled_seed: int = 0,
-                 process_index: int = 0, process_count: int = 1):
-        """Parses `{root}/{split}.json` and loads the latents of its scenes.
+                 process_index: int = 0, process_count: int = 1,
+                 arrays_root: str | os.PathLike | None = None,
+                 dtype: np.dtype = np.float32, preload: bool = True):
+        """Parses `{root}/{split}.json` and opens the per-scene arrays of its scenes.
 
         Args:
           root: the latent store's root folder.
@@ -72,6 +79,10 @@ class ClevrerLatentData:
           labeled_fraction: the share of videos whose answers train (in (0, 1]).
           labeled_seed: selects the labelled videos.
           process_index, process_count: this process and how many there are.
+          arrays_root: the store of the per-scene arrays (default `root`), e.g. a
+            frame store.
+          dtype: their dtype (float32 latents, uint8 frames).
+          preload: read every array now (else read each batch's frames from disk).
 
         Raises:
           ValueError / FileNotFoundError: a malformed question file, a missing or
@@ -94,15 +105,19 @@ class ClevrerLatentData:
         self.scene_indices = self.questions.scene_indices()
         if not len(self.scene_indices):
             raise ValueError(f"{self.question_file}: the file holds no questions.")
-        store = latents_lib.LatentStore(self.root, split)
-        # [scenes, frames, slots, d], rows in the order of self.scene_indices.
-        self.latents = store.load_all(self.scene_indices)
-        if self.latents.ndim != 4:
-            raise ValueError(f"{store.path(self.scene_indices[0])}: latents must be "
-                             f"[frames, slots, d], got shape {self.latents.shape[1:]}.")
-        if self.latents.shape[1] < num_frames:
-            raise ValueError(f"{store.path(self.scene_indices[0])}: {self.latents.shape[1]} "
-                             f"frames, fewer than num_frames = {num_frames}.")
+        self.store = latents_lib.LatentStore(arrays_root or self.root, split, dtype=dtype)
+        # [scenes, frames, ...] in the order of self.scene_indices, or None (read lazily).
+        self._arrays = self.store.load_all(self.scene_indices) if preload else None
+        # One scene's array shape, e.g. (128, slots, d) or (128, S, S, 3).
+        self.array_shape: tuple[int, ...] = (self._arrays.shape[1:] if preload else
+                                             self.store.check_headers(self.scene_indices))
+        first = self.store.path(self.scene_indices[0])
+        if len(self.array_shape) < 2:
+            raise ValueError(f"{first}: arrays must be [frames, ...], got shape "
+                             f"{self.array_shape}.")
+        if self.array_shape[0] < num_frames:
+            raise ValueError(f"{first}: {self.array_shape[0]} frames, fewer than "
+                             f"num_frames = {num_frames}.")
         desc, mc = self.questions.descriptive, self.questions.multiple_choice
         self._desc_latent_row = np.searchsorted(self.scene_indices, desc.scene_index)
         self._mc_latent_row = np.searchsorted(self.scene_indices, mc.scene_index)
@@ -115,12 +130,18 @@ class ClevrerLatentData:
     @property
     def total_frames(self) -> int:
         """Frames per video in the store (128 for CLEVRER)."""
-        return self.latents.shape[1]
+        return self.array_shape[0]
 
     def _gather_latents(self, latent_rows: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        """f32 `[B, T, K, d]` from latent rows `[B]` and frames `[B, T]` or `[T]`."""
+        """`[B, T, ...]` (f32 `[B, T, K, d]` latents) of scene rows `[B]`, frames `[B, T]` / `[T]`."""
         frames = np.broadcast_to(frames, (len(latent_rows), self.num_frames))
-        return self.latents[latent_rows[:, None], frames]
+        if self._arrays is not None:
+            return self._arrays[latent_rows[:, None], frames]
+        gathered = np.empty((len(latent_rows), self.num_frames) + self.array_shape[1:],
+                            self.store.dtype)
+        for i, (row, picked) in enumerate(zip(latent_rows, frames)):
+            gathered[i] = self.store.read_frames(self.scene_indices[row], picked)
+        return gathered
 
     def _multiple_choice(self, rows: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
         mc = self.questions.multiple_choice

@@ -120,6 +120,70 @@ class LatentStore:
         self._check(loaded, path)
         return loaded
 
+    def _mapped(self, scene_index: int) -> np.ndarray | None:
+        """The scene's `.npy` array memory-mapped (not read), or None if it is not one."""
+        try:
+            array = np.load(self.path(scene_index), mmap_mode="r", allow_pickle=False)
+        except (OSError, EOFError, ValueError):
+            return None
+        if isinstance(array, np.ndarray):
+            return array
+        array.close()
+        return None
+
+    def read_frames(self, scene_index: int, frames: np.ndarray) -> np.ndarray:
+        """`array[frames]` of one scene, reading only those frames from a `.npy` file.
+
+        Args:
+          scene_index: the scene.
+          frames: int `[T]` frame indices.
+
+        Raises:
+          FileNotFoundError / ValueError: as `read` (only the picked frames' values
+            are checked for non-finite ones).
+        """
+        array = self._mapped(scene_index)
+        # `read` takes .npz archives (not memory-mappable) and names what is wrong.
+        if (array is None or array.dtype != self.dtype
+                or self.expected_shape not in (None, array.shape)):
+            return self.read(scene_index)[frames]
+        picked = np.array(array[frames])
+        del array
+        if not np.isfinite(picked).all():
+            return self.read(scene_index)[frames]
+        return picked
+
+    def check_headers(self, scene_indices: Sequence[int]) -> tuple[int, ...]:
+        """The common shape of the scenes' arrays, from their file headers (data not read).
+
+        Raises:
+          FileNotFoundError: a scene has no file (the message names it).
+          ValueError: naming the file, when it is unreadable or an archive, or its
+            dtype differs from `dtype`, or its shape from `expected_shape` or the
+            first scene's.
+        """
+        if not len(scene_indices):
+            raise ValueError(f"{self.directory}: no scenes to check.")
+        first = None
+        for scene_index in scene_indices:
+            path = self.path(scene_index)
+            array = self._mapped(scene_index)
+            if array is None:  # Read whole: an archive, or `read` names what is wrong.
+                array = self.read(scene_index)
+            shape, dtype = tuple(array.shape), array.dtype
+            del array
+            if dtype != self.dtype:
+                raise ValueError(f"{path}: latent array has dtype {dtype}, expected "
+                                 f"{self.dtype}.")
+            if self.expected_shape is not None and shape != self.expected_shape:
+                raise ValueError(f"{path}: latent array has shape {shape}, expected "
+                                 f"{self.expected_shape}.")
+            if first is not None and shape != first:
+                raise ValueError(f"{path}: latent array has shape {shape}, but "
+                                 f"{self.path(scene_indices[0])} has {first}.")
+            first = first or shape
+        return first
+
     def write(self, scene_index: int, array: np.ndarray) -> None:
         """Writes one scene's array atomically (temporary file, then rename).
 

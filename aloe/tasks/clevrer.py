@@ -14,9 +14,10 @@ rows of the paper's Table 1). The "resnet" variant reads pixels: its batches
 carry, under the key `latents`, frames `[B, T, S, S, 3]` uint8 read from a
 frame store at `data.frames_root` in the latent store's layout
 (`{frames_root}/{split}/{scene_index}.npz`, one `[frames, S, S, 3]` uint8 array
-per scene, S = `data.frame_size`); the questions still come from `data.root`,
-whose latents are read and then replaced by the frames. All frames of a split
-are held in memory (CLEVRER: 1.5 MB per video). `data.num_slots` must equal the
+per scene, S = `data.frame_size`); the questions still come from `data.root`.
+The frame files' headers are checked when a split is opened and each batch
+reads only its frames from disk (a split's frames, 1.5 MB per CLEVRER video at
+64x64, are not held in memory). `data.num_slots` must equal the
 ResNet's entities per frame, and `train.permute_slots` must be off: the slot
 axis of a frame array is an image axis, and the entities come in a fixed
 spatial order with their coordinates appended.
@@ -37,7 +38,6 @@ from aloe import augment
 from aloe.analysis import counterfactual
 from aloe.clevrer import metrics as clevrer_metrics
 from aloe.data import clevrer_latents
-from aloe.data import latents as latents_lib
 from aloe.data import vocab as vocab_lib
 from aloe.models import aloe as aloe_model
 from aloe.tasks import auxiliary
@@ -91,42 +91,35 @@ class ClevrerTask:
         """The latent data of `split`, loaded on first use."""
         if split not in self._splits:
             d = self.config.data
-            self._splits[split] = clevrer_latents.ClevrerLatentData(
+            # "resnet" reads each batch's frames from the frame store (too large to hold).
+            data = clevrer_latents.ClevrerLatentData(
                 d.root, split, self.vocab, num_frames=d.num_frames,
                 max_question_len=d.max_question_len, max_choice_len=d.max_choice_len,
                 max_choices=d.max_choices, unknown_words=d.unknown_words, seed=self.config.seed,
                 labeled_fraction=d.labeled_fraction, labeled_seed=d.labeled_seed,
-                process_index=self.process_index, process_count=self.process_count)
-            if self.pixels:
-                self._splits[split].latents = self._read_frames(
-                    split, self._splits[split].scene_indices)
-            else:
-                self._check_latents(split, self._splits[split].latents)
+                process_index=self.process_index, process_count=self.process_count,
+                arrays_root=d.frames_root if self.pixels else None,
+                dtype=np.uint8 if self.pixels else np.float32, preload=not self.pixels)
+            self._check_arrays(data)
+            self._splits[split] = data
         return self._splits[split]
 
-    def _check_latents(self, split: str, latents: np.ndarray) -> None:
-        """Latents `[scenes, frames, K, d]` must match data.num_slots and model.latent_dim."""
-        expected = (self.config.data.num_slots, self.config.model.latent_dim)
-        if latents.shape[2:] != expected:
-            raise ValueError(f"{os.path.join(self.config.data.root, split)}: latents have "
-                             f"{latents.shape[2]} slots of size {latents.shape[3]}, but "
-                             f"config.data.num_slots = {expected[0]} and "
-                             f"config.model.latent_dim = {expected[1]}.")
-
-    def _read_frames(self, split: str, scene_indices: np.ndarray) -> np.ndarray:
-        """uint8 `[scenes, frames, S, S, 3]` of `scene_indices` from the frame store."""
-        d = self.config.data
-        store = latents_lib.LatentStore(d.frames_root, split, dtype=np.uint8)
-        frames = store.load_all(scene_indices)
-        size = d.frame_size
-        if frames.ndim != 5 or frames.shape[2:] != (size, size, 3):
-            raise ValueError(f"{store.path(scene_indices[0])}: frames must be [frames, {size}, "
-                             f"{size}, 3] (config.data.frame_size = {size}), got shape "
-                             f"{frames.shape[1:]}.")
-        if frames.shape[1] < d.num_frames:
-            raise ValueError(f"{store.path(scene_indices[0])}: {frames.shape[1]} frames, fewer "
-                             f"than config.data.num_frames = {d.num_frames}.")
-        return frames
+    def _check_arrays(self, data: clevrer_latents.ClevrerLatentData) -> None:
+        """Per-scene arrays must be latents `[frames, K, d]` or frames `[frames, S, S, 3]`."""
+        d, shape = self.config.data, data.array_shape
+        first = data.store.path(data.scene_indices[0])
+        if self.pixels:
+            if shape[1:] != (d.frame_size, d.frame_size, 3):
+                raise ValueError(f"{first}: frames must be [frames, {d.frame_size}, "
+                                 f"{d.frame_size}, 3] (config.data.frame_size = "
+                                 f"{d.frame_size}), got shape {shape}.")
+            return
+        if len(shape) != 3:
+            raise ValueError(f"{first}: latents must be [frames, slots, d], got shape {shape}.")
+        if shape[1:] != (d.num_slots, self.config.model.latent_dim):
+            raise ValueError(f"{first}: latents have {shape[1]} slots of size {shape[2]}, but "
+                             f"config.data.num_slots = {d.num_slots} and "
+                             f"config.model.latent_dim = {self.config.model.latent_dim}.")
 
     # Parameters and training.
 
