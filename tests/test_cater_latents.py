@@ -49,7 +49,7 @@ def test_store_and_labels_round_trip(tmp_path):
     store = cater_latents.CaterLatentStore(tmp_path, "train", (FRAMES, SLOTS, DIM))
     name = parsed.names[0]
     assert store.path(name) == os.path.join(str(tmp_path), "train", *name.split("/")) + ".npy"
-    assert store.read_shape(name) == (FRAMES, SLOTS, DIM)
+    assert store.check_headers([name]) == (FRAMES, SLOTS, DIM)
     assert store.read(name)[5, 1, 0] == 5.0
     assert cater_latents.decode_names(cater_latents.encode_names(parsed.names)) == parsed.names
 

@@ -16,9 +16,10 @@ the static and moving-camera videos of the same number apart. `label` is the
 snitch's final grid cell (`aloe.cater.grid`); other keys of an entry are
 allowed and ignored. Every video of a split must have the same shape.
 
-Latents are read from disk when a batch needs them (8 files of ~350 kB per
-CATER step); opening the data checks every file's header (existence, shape,
-dtype), so a bad file is named at once, not hours into training.
+Latents are read from disk when a batch needs them (a batch reads only its
+frames of each video's file, through a memory map); opening the data checks
+every file's header (existence, shape, dtype), so a bad file is named at once,
+not hours into training.
 
 Training batches (`train_batch`) are a pure function of (seed, step,
 process_index): a NumPy generator seeded with (seed, step) draws the GLOBAL
@@ -216,21 +217,6 @@ class CaterLatentStore(latents_lib.LatentStore):
         self._existing_path(name)
         return super().read(name)
 
-    def read_shape(self, name: str) -> tuple[int, ...]:
-        """The array shape in a video's file header, checking its dtype (data not read).
-
-        Raises:
-          FileNotFoundError / ValueError: as `read`, except for non-finite values.
-        """
-        path = self._existing_path(name)
-        shape, dtype = latents_lib.read_npy_header(path)
-        if self.expected_shape is not None and shape != self.expected_shape:
-            raise ValueError(f"{path}: latent array has shape {shape}, expected "
-                             f"{self.expected_shape}.")
-        if dtype != self.dtype:
-            raise ValueError(f"{path}: latent array has dtype {dtype}, expected {self.dtype}.")
-        return shape
-
 
 class CaterLatentData:
     """Batches of one split of a CATER latent store (see the module docstring)."""
@@ -271,7 +257,7 @@ class CaterLatentData:
         self.labels = read_labels(self.labels_file)
         self.store = CaterLatentStore(root, split, dtype=dtype)
         first = self.labels.names[0]
-        shape = self.store.read_shape(first)
+        shape = self.store.check_headers([first])
         kind, fields = "latent", (("slots", num_slots), ("d", latent_dim))  # [frames, K, d]
         if self.store.dtype == np.uint8:  # Frames [frames, S, S, 3].
             kind, fields = "frame", (("rows", frame_size), ("columns", frame_size), ("channels", 3))
@@ -286,8 +272,7 @@ class CaterLatentData:
             raise ValueError(f"{self.store.path(first)}: {shape[0]} frames, fewer than "
                              f"num_frames = {num_frames}.")
         self.store.expected_shape = shape
-        for name in self.labels.names[1:]:
-            self.store.read_shape(name)
+        self.store.check_headers(self.labels.names)
         self.labeled = latents_lib.labeled_subset(self.labels.names, labeled_fraction,
                                                   labeled_seed)
         self._static = np.flatnonzero(~self.labels.moving & self.labeled)
@@ -307,7 +292,7 @@ class CaterLatentData:
         shape = (len(rows), self.num_frames) + self.store.expected_shape[1:]
         latents = np.empty(shape, self.store.dtype)
         for i, (row, picked) in enumerate(zip(rows, frames)):
-            latents[i] = self.store.read(self.labels.names[row])[picked]
+            latents[i] = self.store.read_frames(self.labels.names[row], picked)
         return {"latents": latents, "label": self.labels.label[rows],
                 "moving": self.labels.moving[rows]}
 
