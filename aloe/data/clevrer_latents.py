@@ -133,7 +133,7 @@ class ClevrerLatentData:
         return self.array_shape[0]
 
     def _gather_latents(self, latent_rows: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        """`[B, T, ...]` (f32 `[B, T, K, d]` latents) of scene rows `[B]`, frames `[B, T]` / `[T]`."""
+        """`[B, T, ...]` (latents f32 `[B, T, K, d]`) of rows `[B]`, frames `[B, T]` or `[T]`."""
         frames = np.broadcast_to(frames, (len(latent_rows), self.num_frames))
         if self._arrays is not None:
             return self._arrays[latent_rows[:, None], frames]
