@@ -289,10 +289,7 @@ class CaterLatentData:
     def _examples(self, rows: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
         """The batch of video rows `[B]` with frames `[B, T]` (or `[T]` for all)."""
         frames = np.broadcast_to(frames, (len(rows), self.num_frames))
-        shape = (len(rows), self.num_frames) + self.store.expected_shape[1:]
-        latents = np.empty(shape, self.store.dtype)
-        for i, (row, picked) in enumerate(zip(rows, frames)):
-            latents[i] = self.store.read_frames(self.labels.names[row], picked)
+        latents = self.store.gather_frames([self.labels.names[row] for row in rows], frames)
         return {"latents": latents, "label": self.labels.label[rows],
                 "moving": self.labels.moving[rows]}
 

@@ -111,6 +111,7 @@ class ClevrerLatentData:
         # One scene's array shape, e.g. (128, slots, d) or (128, S, S, 3).
         self.array_shape: tuple[int, ...] = (self._arrays.shape[1:] if preload else
                                              self.store.check_headers(self.scene_indices))
+        self.store.expected_shape = self.array_shape
         first = self.store.path(self.scene_indices[0])
         if len(self.array_shape) < 2:
             raise ValueError(f"{first}: arrays must be [frames, ...], got shape "
@@ -137,11 +138,7 @@ class ClevrerLatentData:
         frames = np.broadcast_to(frames, (len(latent_rows), self.num_frames))
         if self._arrays is not None:
             return self._arrays[latent_rows[:, None], frames]
-        gathered = np.empty((len(latent_rows), self.num_frames) + self.array_shape[1:],
-                            self.store.dtype)
-        for i, (row, picked) in enumerate(zip(latent_rows, frames)):
-            gathered[i] = self.store.read_frames(self.scene_indices[row], picked)
-        return gathered
+        return self.store.gather_frames(self.scene_indices[latent_rows], frames)
 
     def _multiple_choice(self, rows: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
         mc = self.questions.multiple_choice

@@ -79,13 +79,15 @@ class LatentStore:
                 found.append(int(stem))
         return sorted(found)
 
-    def _check(self, array: np.ndarray, path: str) -> None:
-        if self.expected_shape is not None and array.shape != self.expected_shape:
-            raise ValueError(f"{path}: latent array has shape {array.shape}, expected "
+    def _check_header(self, shape: tuple[int, ...], dtype: np.dtype, path: str) -> None:
+        if self.expected_shape is not None and shape != self.expected_shape:
+            raise ValueError(f"{path}: latent array has shape {shape}, expected "
                              f"{self.expected_shape}.")
-        if array.dtype != self.dtype:
-            raise ValueError(f"{path}: latent array has dtype {array.dtype}, expected "
-                             f"{self.dtype}.")
+        if dtype != self.dtype:
+            raise ValueError(f"{path}: latent array has dtype {dtype}, expected {self.dtype}.")
+
+    def _check(self, array: np.ndarray, path: str) -> None:
+        self._check_header(array.shape, array.dtype, path)
         if not np.isfinite(array).all():
             bad = int(np.size(array) - np.isfinite(array).sum())
             raise ValueError(f"{path}: latent array has {bad} non-finite value(s).")
@@ -170,19 +172,30 @@ class LatentStore:
             array = self._mapped(scene_index)
             if array is None:  # Read whole: an archive, or `read` names what is wrong.
                 array = self.read(scene_index)
-            shape, dtype = tuple(array.shape), array.dtype
+            shape = tuple(array.shape)
+            self._check_header(shape, array.dtype, path)
             del array
-            if dtype != self.dtype:
-                raise ValueError(f"{path}: latent array has dtype {dtype}, expected "
-                                 f"{self.dtype}.")
-            if self.expected_shape is not None and shape != self.expected_shape:
-                raise ValueError(f"{path}: latent array has shape {shape}, expected "
-                                 f"{self.expected_shape}.")
-            if first is not None and shape != first:
+            if first is None:
+                first = shape
+            elif shape != first:
                 raise ValueError(f"{path}: latent array has shape {shape}, but "
                                  f"{self.path(scene_indices[0])} has {first}.")
-            first = first or shape
         return first
+
+    def gather_frames(self, scene_indices: Sequence[int], frames: np.ndarray) -> np.ndarray:
+        """`[B, T, ...]`: row `i` is `read_frames(scene_indices[i], frames[i])`.
+
+        Args:
+          scene_indices: `B` scenes (repeats allowed).
+          frames: int `[B, T]` frame indices per row.
+
+        Needs `expected_shape` (e.g. from `check_headers`) for the result's shape.
+        """
+        gathered = np.empty((len(scene_indices), frames.shape[1]) + self.expected_shape[1:],
+                            self.dtype)
+        for row, (scene_index, picked) in enumerate(zip(scene_indices, frames)):
+            gathered[row] = self.read_frames(scene_index, picked)
+        return gathered
 
     def write(self, scene_index: int, array: np.ndarray) -> None:
         """Writes one scene's array atomically (temporary file, then rename).

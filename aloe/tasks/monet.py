@@ -224,8 +224,8 @@ def _mean_over_groups(values: np.ndarray, groups: np.ndarray) -> tuple[float, fl
     The standard error is the sample standard deviation of the group means over
     the square root of their number (NaN with fewer than two groups).
     """
-    means = np.array([np.nanmean(values[groups == g]) for g in np.unique(groups)
-                      if np.isfinite(values[groups == g]).any()])
+    members = (values[groups == group] for group in np.unique(groups))
+    means = np.array([np.nanmean(m) for m in members if np.isfinite(m).any()])
     if len(means) < 2:
         return (float(means.mean()) if len(means) else float("nan")), float("nan")
     return float(means.mean()), float(means.std(ddof=1) / np.sqrt(len(means)))
