@@ -77,6 +77,53 @@ def init_state(task: Any, tx: optax.GradientTransformation, seed: int) -> TrainS
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
 
+def load_params(source: str, target: PyTree) -> tuple[PyTree, int]:
+    """`(params, step)` of the newest readable checkpoint of `source`, shaped like `target`.
+
+    Args:
+      source: a workdir or its `checkpoints` directory.
+      target: parameters (arrays or `jax.ShapeDtypeStruct`s) of the model to fill.
+
+    Raises:
+      checkpointing.CheckpointMismatchError: naming `source` and the differing entries.
+      FileNotFoundError / checkpointing.UnreadableCheckpointError: as the names say.
+    """
+    ckpt = checkpointing.Checkpointer(source, every_steps=0, read_only=True)
+    try:
+        return ckpt.restore_params(target)
+    finally:
+        ckpt.close()
+
+
+def starting_state(config: ml_collections.ConfigDict, task: Any,
+                   tx: optax.GradientTransformation, ckpt: checkpointing.Checkpointer,
+                   mesh: jax.sharding.Mesh) -> tuple[TrainState, int | None]:
+    """The replicated state a run starts from, and the step of the checkpoint it came from.
+
+    The workdir's newest readable checkpoint if it has any (unreadable newer ones are
+    moved aside, so the run can save those steps again); else, when
+    `train.init_from` names a workdir, its newest readable checkpoint's parameters
+    with a fresh optimizer at step 0; else fresh parameters.
+    """
+    fresh = init_state(task, tx, config.seed)
+    if ckpt.all_steps():
+        state = ckpt.restore(parallel.replicate(fresh, mesh))
+        if ckpt.skipped:
+            ckpt.set_aside(sorted(ckpt.skipped))
+        return state, int(state.step)
+    init_from = config.train.get("init_from", "")
+    if init_from:
+        try:
+            params, step = load_params(init_from, fresh.params)
+        except checkpointing.CheckpointMismatchError as err:
+            raise checkpointing.CheckpointMismatchError(
+                f"config.train.init_from = {init_from!r}: {err}") from None
+        logging.info("Initialised the parameters from checkpoint %d of %s (fresh optimizer, "
+                     "step 0).", step, init_from)
+        fresh = TrainState(step=fresh.step, params=params, opt_state=tx.init(params))
+    return parallel.replicate(fresh, mesh), None
+
+
 def make_train_step(task: Any, tx: optax.GradientTransformation, seed: int):
     """The per-device train step `(state, batch) -> (state, metrics)`.
 
@@ -163,12 +210,9 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     mesh = parallel.make_mesh()
     total = config.train.steps
     tx = make_optimizer(config.optimizer, total)
-    state = parallel.replicate(init_state(task, tx, config.seed), mesh)
     ckpt = checkpointing.Checkpointer(workdir, every_steps=config.train.checkpoint_every,
                                       keep=config.train.keep_checkpoints)
-    last_saved = ckpt.latest_step()
-    if last_saved is not None:
-        state = ckpt.restore(state)
+    state, last_saved = starting_state(config, task, tx, ckpt, mesh)
     start = int(state.step)
     logging.info("Task %s: %s parameters; training steps %d..%d on %d devices (%d processes).",
                  config.task, f"{_count(state.params):,}", start, total, jax.device_count(),

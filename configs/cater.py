@@ -59,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.log_every = 100     # Steps between console / TensorBoard lines.
     config.train.checkpoint_every = 5000  # Steps between checkpoints.
     config.train.keep_checkpoints = 3  # Checkpoints kept on disk.
+    config.train.init_from = ""     # Workdir whose newest parameters start a new run.
 
     # Self-supervised auxiliary loss (aloe/tasks/auxiliary.py): the paper's λ = 2.0
     # for CATER, L2 on one hidden object per frame, an unsupervised sub-batch of 8.

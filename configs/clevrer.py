@@ -62,6 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.log_every = 100
     config.train.checkpoint_every = 5000
     config.train.keep_checkpoints = 3
+    config.train.init_from = ""         # Workdir whose newest parameters start a new run.
 
     # Self-supervised auxiliary loss: the paper's best, L2 on one hidden object per
     # frame, λ = 0.01, an unsupervised sub-batch of 8 (aloe/tasks/auxiliary.py).

@@ -57,6 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.log_every = 100
     config.train.checkpoint_every = 5000
     config.train.keep_checkpoints = 3
+    config.train.init_from = ""     # Workdir whose newest parameters start a new run.
 
     config.eval = ml_collections.ConfigDict()
     config.eval.split = "validation"
