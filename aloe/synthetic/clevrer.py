@@ -1,7 +1,7 @@
 """Mini-CLEVRER: simulated and rendered videos with questions, in CLEVRER's file layout.
 
     python -m aloe.synthetic.clevrer --out /tmp/mini_clevrer --num_videos 300 --seed 0
-        [--width 480 --height 320 --workers 2 --questions_per_video 15]
+        [--width 480 --height 320 --workers 2 --questions_per_video 15 --render true]
 
 writes, for N videos split 60 / 20 / 20 into train / validation / test with scene
 indices numbered consecutively from 0 (folders in CLEVRER's 1000-video chunks):
@@ -12,9 +12,14 @@ indices numbered consecutively from 0 (folders in CLEVRER's 1000-video chunks):
     masks/{split}/mask_00000-01000/mask_00000.npz              key "masks": uint8 [128, H, W]
     simulation/{split}/sim_00000-01000/sim_00000.json          {"future", "counterfactuals"}
 
-It costs about one CPU-second per 480x320 video (simulation with counterfactual
-worlds, rendering, H.264 encoding, masks): about 2 videos/s with 2 workers on two
-free cores. The simulation files take about 0.5 MB per video.
+With `--render false` only the annotations, simulation files and questions
+are written (no videos, no masks), identical to those of a rendering run with
+the same seed and frame aspect (`--width / --height` set the camera, so they
+still matter): the simulation with its counterfactual worlds is most of what
+is left, so thousands of videos with every question type take minutes (e.g.
+for `aloe.data.object_states`). Rendering costs about one CPU-second per
+480x320 video (simulation with counterfactual worlds, rendering, H.264
+encoding, masks): about 2 videos/s with 2 workers on two free cores. The simulation files take about 0.5 MB per video.
 
 Masks hold 0 for the background and object_id + 1 for each object. The
 simulation files keep what the simulator knows beyond the visible frames (the
@@ -86,6 +91,7 @@ class _Job:
     width: int
     height: int
     config: physics.PhysicsConfig
+    write_videos: bool = True
 
 
 def _scene_statistics(annotation: dict[str, Any]) -> dict[str, int]:
@@ -101,16 +107,17 @@ def _scene_statistics(annotation: dict[str, Any]) -> dict[str, int]:
 
 
 def _make_scene(job: _Job) -> dict[str, Any]:
-    """Simulates, renders and writes one scene; returns its candidate questions and statistics."""
+    """Simulates (and renders) one scene, writes it; returns its candidate questions and statistics."""
     camera = physics.Camera(aspect=job.width / job.height)
     scene = physics.simulate_scene(job.scene_index, np.random.default_rng([job.seed, job.scene_index]),
                                    job.config, camera)
     annotation = scene["annotation"]
-    frames, masks = render.render_video(annotation, job.width, job.height, camera)
     paths = scene_paths(job.out, job.split, job.scene_index)
-    video.write_video(paths["video"], frames)
-    os.makedirs(os.path.dirname(paths["mask"]), exist_ok=True)
-    np.savez_compressed(paths["mask"], masks=masks)
+    if job.write_videos:
+        frames, masks = render.render_video(annotation, job.width, job.height, camera)
+        video.write_video(paths["video"], frames)
+        os.makedirs(os.path.dirname(paths["mask"]), exist_ok=True)
+        np.savez_compressed(paths["mask"], masks=masks)
     _write_json(paths["annotation"], annotation)
     counterfactuals = {str(k): v for k, v in scene["counterfactuals"].items()}
     _write_json(paths["simulation"], {"scene_index": job.scene_index,
@@ -135,7 +142,7 @@ def _without_answers(question: dict[str, Any]) -> dict[str, Any]:
 def generate_clevrer(out: str | os.PathLike, num_videos: int, seed: int, *, width: int = 480,
                      height: int = 320, workers: int = 2, questions_per_video: int = 15,
                      config: physics.PhysicsConfig | None = None,
-                     progress: bool = True) -> dict[str, Any]:
+                     progress: bool = True, render_videos: bool = True) -> dict[str, Any]:
     """Writes a mini-CLEVRER dataset under `out` (layout in the module docstring).
 
     Args:
@@ -147,6 +154,8 @@ def generate_clevrer(out: str | os.PathLike, num_videos: int, seed: int, *, widt
       questions_per_video: questions kept per video after balancing.
       config: physics and scenario settings (default `physics.PhysicsConfig()`).
       progress: whether to show a progress bar.
+      render_videos: False writes no videos and masks (annotations, simulation
+        files and questions are the same as with True).
 
     Returns:
       A report: videos per split, questions per split and type, answer balance per
@@ -161,7 +170,7 @@ def generate_clevrer(out: str | os.PathLike, num_videos: int, seed: int, *, widt
     sizes = split_sizes(num_videos)
     jobs, first = [], 0
     for split in SPLITS:
-        jobs += [_Job(out, split, i, seed, width, height, config)
+        jobs += [_Job(out, split, i, seed, width, height, config, render_videos)
                  for i in range(first, first + sizes[split])]
         first += sizes[split]
     start = time.perf_counter()
@@ -220,6 +229,14 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def boolean_flag(text: str) -> bool:
+    """'true' / 'false' (any case, or 1 / 0) -> bool, for argparse."""
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value in ("true", "1")
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command-line entry point; returns the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -230,10 +247,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--height", type=int, default=320, help="frame height in pixels")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes")
     parser.add_argument("--questions_per_video", type=int, default=15, help="questions kept per video")
+    parser.add_argument("--render", type=boolean_flag, default=True,
+                        help="true: write videos and masks; false: annotations and questions only")
     args = parser.parse_args(argv)
     return generate_clevrer(args.out, args.num_videos, args.seed, width=args.width,
                             height=args.height, workers=args.workers,
-                            questions_per_video=args.questions_per_video)
+                            questions_per_video=args.questions_per_video,
+                            render_videos=args.render)
 
 
 if __name__ == "__main__":
