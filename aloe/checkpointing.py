@@ -21,6 +21,13 @@ import orbax.checkpoint as ocp
 PyTree = Any
 
 
+# The exit status of a run that stopped on request (SIGTERM, a preemption notice)
+# after saving a checkpoint: 128 + SIGTERM, what a shell reports for a process
+# killed by SIGTERM, so schedulers and job wrappers treat it as "requeue me", not
+# as success (0) or a failure (1).
+STOPPED_EXIT_STATUS = 128 + int(signal.SIGTERM)
+
+
 class PreemptionFlag:
     """Records SIGTERM (and SIGINT, if asked) instead of dying at once.
 

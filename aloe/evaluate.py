@@ -17,26 +17,45 @@ import numpy as np
 
 from aloe import checkpointing
 from aloe import parallel
+from aloe import run_config
 from aloe import tasks
-from aloe import train as train_lib
 
 PyTree = Any
 
 
 def restore_params(config: ml_collections.ConfigDict, workdir: str, task: Any,
                    mesh: jax.sharding.Mesh, step: int | None = None) -> tuple[PyTree, int]:
-    """The parameters of checkpoint `step` (default: latest) of `workdir`."""
-    tx = train_lib.make_optimizer(config.optimizer, config.train.steps)
-    abstract = jax.eval_shape(lambda: train_lib.init_state(task, tx, config.seed))
+    """`(params, step)`: the parameters of checkpoint `step` of `workdir`, replicated on `mesh`.
+
+    Only the parameters are read (no optimizer is built). Without `step`, the
+    newest readable checkpoint (see `checkpointing.Checkpointer.restore`).
+
+    Raises:
+      run_config.VocabularyMismatchError: the task's vocabulary is not the one
+        recorded in the workdir's `vocab.json`.
+      checkpointing.CheckpointMismatchError: the checkpoint is of another model.
+      checkpointing.UnreadableCheckpointError: no checkpoint can be read.
+      checkpointing.NonFiniteStateError: the parameters hold NaN or inf.
+    """
+    run_config.check_vocab(task, workdir)
+    abstract = jax.eval_shape(lambda: task.init_params(jax.random.key(config.seed)))
     sharding = jax.sharding.NamedSharding(mesh, parallel.REPLICATED)
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
                           abstract)
-    ckpt = checkpointing.Checkpointer(workdir, every_steps=0)
+    ckpt = checkpointing.Checkpointer(workdir, every_steps=0, read_only=True)
     try:
-        state = ckpt.restore(target, step)
+        params, step = ckpt.restore_params(target, step)
     finally:
         ckpt.close()
-    return state.params, int(state.step)
+    _check_finite(params, f"checkpoint {step} in {ckpt.directory}")
+    return params, step
+
+
+def _check_finite(params: PyTree, what: str) -> None:
+    if not checkpointing.all_finite(params):
+        raise checkpointing.NonFiniteStateError(
+            f"The parameters of {what} are not finite (NaN or inf in "
+            f"{checkpointing.non_finite_entries(params)}); not evaluated.")
 
 
 def run_split(task: Any, params: PyTree, split: str, mesh: jax.sharding.Mesh) -> dict:
@@ -75,6 +94,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | Non
     split = split or config.eval.split
     if params is None:
         params, step = restore_params(config, workdir, task, mesh, step)
+    else:
+        _check_finite(params, f"step {step}")
     records = run_split(task, params, split, mesh)
     tag = f"{split}_{step}"
     results: dict[str, Any] = {}

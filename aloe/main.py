@@ -18,6 +18,7 @@ VMs, SLURM and Open MPI are detected automatically) or with the explicit
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -29,6 +30,10 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, logs and results go here.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "extract"], "What to run.")
 _STEP = flags.DEFINE_integer("step", None, "With --mode=eval: the checkpoint step (default latest).")
+_ALLOW_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False,
+    "With --mode=train: resume even though the config changes fields of the workdir's "
+    "config.json that alter the optimisation; the change is recorded in config_changes.jsonl.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False,
     "Start the multi-process runtime (jax.distributed.initialize). Alone, the cluster is "
@@ -86,14 +91,22 @@ def main(argv):
     from aloe import evaluate  # pylint: disable=g-import-not-at-top
     from aloe import train  # pylint: disable=g-import-not-at-top
 
+    from aloe import checkpointing  # pylint: disable=g-import-not-at-top
+    from aloe import run_config  # pylint: disable=g-import-not-at-top
+
     config, workdir = _CONFIG.value, _WORKDIR.value
     os.makedirs(workdir, exist_ok=True)
-    if jax.process_index() == 0 and _MODE.value == "train":  # The config checkpoints were made by.
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
+    if _MODE.value != "train":  # The workdir's config, changed only where the command line says.
+        config = run_config.for_workdir(
+            config, workdir, config_flags.get_override_values(flags.FLAGS["config"]))
     if _MODE.value == "train":
-        state = train.train(config, workdir)
-        if config.eval.after_training and int(state.step) == config.train.steps:
+        state = train.train(config, workdir, allow_config_change=_ALLOW_CHANGE.value)
+        if int(state.step) < config.train.steps:  # Stopped on a signal, after saving.
+            logging.warning("Exiting with status %d: stopped at step %d of %d; run the same "
+                            "command again to resume.", checkpointing.STOPPED_EXIT_STATUS,
+                            int(state.step), config.train.steps)
+            sys.exit(checkpointing.STOPPED_EXIT_STATUS)
+        if config.eval.after_training:
             evaluate.evaluate(config, workdir, params=state.params, step=int(state.step))
     elif _MODE.value == "eval":
         evaluate.evaluate(config, workdir, step=_STEP.value)

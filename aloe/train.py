@@ -11,6 +11,7 @@ a run resumed from a checkpoint replays exactly the steps it would have taken.
 """
 
 import collections
+import os
 import queue
 import threading
 import time
@@ -27,6 +28,7 @@ import optax
 
 from aloe import checkpointing
 from aloe import parallel
+from aloe import run_config
 from aloe import tasks
 
 PyTree = Any
@@ -107,6 +109,7 @@ def starting_state(config: ml_collections.ConfigDict, task: Any,
     """
     fresh = init_state(task, tx, config.seed)
     if ckpt.all_steps():
+        run_config.check_vocab(task, os.path.dirname(ckpt.directory))
         state = ckpt.restore(parallel.replicate(fresh, mesh))
         if ckpt.skipped:
             ckpt.set_aside(sorted(ckpt.skipped))
@@ -194,13 +197,22 @@ def _fetch_and_check(history: list[tuple[int, dict[str, Any]]],
 
 
 def train(config: ml_collections.ConfigDict, workdir: str,
-          preemption: checkpointing.PreemptionFlag | None = None) -> TrainState:
+          preemption: checkpointing.PreemptionFlag | None = None, *,
+          allow_config_change: bool = False) -> TrainState:
     """Trains `config`'s task in `workdir`, resuming from its latest checkpoint.
 
     Args:
       config: a full experiment config (see `configs/`).
       workdir: checkpoints, TensorBoard events and evaluation results go here.
       preemption: a stop flag to poll; default: one that catches SIGTERM.
+      allow_config_change: resume even when `config` changes fields of the
+        workdir's `config.json` that alter the optimisation (`aloe.run_config`);
+        the change is recorded.
+
+    Raises:
+      run_config.ConfigChangeError: resuming with such changes, unless allowed.
+      checkpointing.NonFiniteStateError: when a state to be saved is not finite
+        (the newest checkpoint on disk stays the last finite one).
 
     Returns:
       The final training state (replicated global arrays).
@@ -212,7 +224,14 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     tx = make_optimizer(config.optimizer, total)
     ckpt = checkpointing.Checkpointer(workdir, every_steps=config.train.checkpoint_every,
                                       keep=config.train.keep_checkpoints)
+    resuming = bool(ckpt.all_steps())
+    changes = (run_config.check_resume(config, workdir, allow_change=allow_config_change)
+               if resuming else run_config.differences(run_config.read(workdir) or {},
+                                                       run_config.flatten(config)))
     state, last_saved = starting_state(config, task, tx, ckpt, mesh)
+    # Written only now that the config has been checked against the checkpoint.
+    run_config.record(config, workdir, changes, allowed_by_flag=allow_config_change)
+    run_config.record_vocab(task, workdir, overwrite=not resuming)
     start = int(state.step)
     logging.info("Task %s: %s parameters; training steps %d..%d on %d devices (%d processes).",
                  config.task, f"{_count(state.params):,}", start, total, jax.device_count(),
