@@ -7,7 +7,7 @@ resumes where it stopped; MONet and ALOE training resume from checkpoints):
 
 1. generate mini-CLEVRER videos, annotations and questions (`aloe.synthetic.clevrer`);
 2. build the `clevrer` tfds dataset of 64x64 frames (`aloe.data.clevrer`);
-3. pretrain MONet on single frames (`configs/monet_clevrer.py`, demo sizes);
+3. pretrain MONet on single frames (`configs/monet_small.py`);
 4. extract the MONet latents of every frame into a latent store (`aloe.extract`);
 5. train ALOE with the auxiliary loss on the latents (`configs/clevrer.py`, demo sizes);
 6. evaluate on the validation split and print accuracy per question type next to
@@ -30,6 +30,8 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "Demo config.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/demo", "Everything the demo writes.")
+_LOG_LIBRARIES = flags.DEFINE_bool("log_libraries", False,
+                                   "Also show the libraries' INFO lines (orbax, tfds, clu).")
 
 
 def _banner(number: int, title: str) -> float:
@@ -121,7 +123,7 @@ def run(config, workdir: str) -> dict:
                        f"frames)")
     state = train.train(monet, paths["monet"])
     results = evaluate.evaluate(monet, paths["monet"], params=state.params,
-                                step=int(state.step), split="validation")
+                                step=int(state.step), split="valid")
     nan = float("nan")
     _done(start, f"MONet: foreground ARI {results.get('fg_ari', nan):.3f} (one slot for "
                  f"everything: {results.get('fg_ari_one_slot', nan):.3f}; difference "
@@ -164,6 +166,8 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.set_verbosity(logging.INFO)  # The train loops' progress lines.
+    from aloe import reporting  # pylint: disable=g-import-not-at-top
+    reporting.configure_logging(show_libraries=_LOG_LIBRARIES.value)
     run(_CONFIG.value, _WORKDIR.value)
 
 

@@ -6,9 +6,11 @@ write its result files. Process 0 prints the metrics and writes them to
 `{workdir}/eval_{split}_{step}.json`.
 """
 
+import itertools
 import json
 import os
-from typing import Any
+import tempfile
+from typing import Any, Optional
 
 from absl import logging
 import jax
@@ -17,6 +19,7 @@ import numpy as np
 
 from aloe import checkpointing
 from aloe import parallel
+from aloe import reporting
 from aloe import run_config
 from aloe import tasks
 
@@ -58,20 +61,94 @@ def _check_finite(params: PyTree, what: str) -> None:
             f"{checkpointing.non_finite_entries(params)}); not evaluated.")
 
 
-def run_split(task: Any, params: PyTree, split: str, mesh: jax.sharding.Mesh) -> dict:
-    """Evaluates `params` on every example of `split`; returns the gathered records."""
-    predict = parallel.data_parallel(task.predict, mesh,
-                                     in_specs=(parallel.REPLICATED, parallel.SHARDED),
-                                     out_specs=parallel.SHARDED)
+def run_split(task: Any, params: PyTree, split: str, mesh: jax.sharding.Mesh, *,
+              max_batches: Optional[int] = None, first_batch: Optional[list] = None,
+              predict: Any = None) -> dict:
+    """Evaluates `params` on `split`; returns the gathered records.
+
+    Args:
+      task: the task (`aloe.tasks`).
+      params: replicated parameters.
+      split: the split to evaluate.
+      mesh: the device mesh.
+      max_batches: evaluate only the first this many batches (the same fixed
+        examples every time); None: every example.
+      first_batch: if given, a list the first host batch is appended to.
+      predict: `make_predict(task, mesh)` compiled earlier; default: compiled here.
+
+    Progress lines (batches done, rate, ETA when the count is known) are logged
+    every 10 seconds.
+    """
+    predict = predict or make_predict(task, mesh)
+    total = task.num_eval_batches(split) if hasattr(task, "num_eval_batches") else None
+    if max_batches is not None:
+        total = max_batches if total is None else min(total, max_batches)
+    progress = reporting.Progress(f"evaluating {split}", total)
     records: list[dict[str, np.ndarray]] = []
-    for batch in task.eval_batches(split):
+    for batch in itertools.islice(task.eval_batches(split), max_batches):
+        if first_batch is not None and not records:
+            first_batch.append(batch)
         inputs = {k: v for k, v in batch.items() if k != "meta"}
         outputs = parallel.to_host(predict(params, parallel.shard_batch(inputs, mesh)), mesh)
         records.append(task.eval_record(batch, outputs))
+        progress.update()
     if not records:
         raise ValueError(f"Split {split!r} yielded no evaluation batches.")
+    progress.done()
     local = {key: np.concatenate([r[key] for r in records]) for key in records[0]}
     return parallel.gather_from_processes(local)
+
+
+class Validator:
+    """Validation during training: `run_split` and `task.summarize`, to TensorBoard.
+
+    Every numeric metric of the final evaluation's JSON goes to the writer as
+    `valid/{name}`; a task that draws pictures (`summary_images`) adds those of
+    the first batch as `valid/{name}`. The task's result files go to a temporary
+    folder and are dropped. Deterministic: no random numbers, and the training
+    batches are untouched, so a resumed run stays exact. Every process must call
+    it at the same steps.
+
+    Args:
+      task: the training task.
+      mesh: the device mesh.
+      split: the split to validate on.
+      max_batches: its first this many batches (a fixed subset); None: all.
+    """
+
+    def __init__(self, task: Any, mesh: jax.sharding.Mesh, split: str,
+                 max_batches: Optional[int] = None):
+        self.task, self.mesh, self.split, self.max_batches = task, mesh, split, max_batches
+        self.predict = make_predict(task, mesh)  # Compiled once for every validation.
+
+    def __call__(self, params: PyTree, step: int, writer: Any) -> dict[str, Any]:
+        """Validates `params` and writes the results at `step`; metrics on process 0, else {}."""
+        task, split = self.task, self.split
+        first: list = []
+        records = run_split(task, params, split, self.mesh, max_batches=self.max_batches,
+                            first_batch=first, predict=self.predict)
+        if jax.process_index() != 0:
+            return {}
+        with tempfile.TemporaryDirectory() as scratch:
+            results = task.summarize(records, scratch, f"{split}_{step}")
+        scalars = {f"valid/{k}": float(v) for k, v in results.items()
+                   if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
+        writer.write_scalars(step, scalars)
+        if hasattr(task, "summary_images"):
+            local = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
+            images = task.summary_images(local, first[0])
+            writer.write_images(step, {f"valid/{name}": image for name, image in images.items()})
+        writer.flush()
+        shown = "  ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items()))
+        logging.info("validation at step %d on %s: %s", step, split, shown)
+        return results
+
+
+def make_predict(task: Any, mesh: jax.sharding.Mesh) -> Any:
+    """`task.predict` compiled over every device of `mesh` (replicated params, sharded batch)."""
+    return parallel.data_parallel(task.predict, mesh,
+                                  in_specs=(parallel.REPLICATED, parallel.SHARDED),
+                                  out_specs=parallel.SHARDED)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = None,

@@ -43,6 +43,9 @@ _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0 (implies --distributed).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.")
+_LOG_LIBRARIES = flags.DEFINE_bool(
+    "log_libraries", False, "Also show the libraries' INFO lines (orbax, tfds, clu); by default "
+    "only their warnings and this project's lines (progress, validation) are shown.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -86,6 +89,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from aloe import reporting  # pylint: disable=g-import-not-at-top
+    reporting.configure_logging(show_libraries=_LOG_LIBRARIES.value)
     jax = _start_jax()
     _hide_accelerators_from_tensorflow()
     from aloe import evaluate  # pylint: disable=g-import-not-at-top

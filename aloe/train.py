@@ -18,7 +18,6 @@ import time
 from typing import Any, Iterator
 
 from absl import logging
-from clu import metric_writers
 import flax
 import jax
 import jax.numpy as jnp
@@ -29,6 +28,7 @@ import optax
 from aloe import checkpointing
 from aloe import parallel
 from aloe import run_config
+from aloe import reporting
 from aloe import tasks
 
 PyTree = Any
@@ -241,8 +241,9 @@ def train(config: ml_collections.ConfigDict, workdir: str,
         make_train_step(task, tx, config.seed), mesh,
         in_specs=(parallel.REPLICATED, parallel.SHARDED),
         out_specs=(parallel.REPLICATED, parallel.REPLICATED), donate_argnums=(0,))
-    writer = metric_writers.create_default_writer(
-        workdir, just_logging=jax.process_index() > 0, asynchronous=False)
+    writer = reporting.create_writer(workdir, enabled=jax.process_index() == 0)
+    schedule = make_schedule(config.optimizer, total)
+    validate = _make_validator(config, task, mesh)
     own_flag = preemption is None
     preemption = preemption or checkpointing.PreemptionFlag()
     history: list[tuple[int, dict[str, Any]]] = []
@@ -259,13 +260,17 @@ def train(config: ml_collections.ConfigDict, workdir: str,
                 history = _fetch_and_check(history, last_saved)
                 now = time.time()
                 rate = (done - tick_step) / max(now - tick, 1e-9)
-                _log(writer, history, done, total, rate)
+                _log(writer, history, done, total, rate, float(schedule(done - 1)))
                 tick, tick_step, history = now, done, []
             if ckpt.due(done) or done == total or stop:
                 history = _fetch_and_check(history, last_saved)
                 ckpt.save(done, state)
                 last_saved = done
                 _write_images(writer, task, state.params, batch, done)
+            if validate and done % config.train.eval_every == 0:
+                started = time.time()
+                validate(state.params, done, writer)
+                tick += time.time() - started  # steps/s and the ETA leave validation out.
             if stop:
                 logging.warning("Stopped at step %d on request; resume by running again.", done)
                 break
@@ -310,20 +315,36 @@ def _write_images(writer, task: Any, params: PyTree, batch: PyTree, step: int) -
     writer.write_images(step, task.summary_images(local, batch))
 
 
-def _log(writer, history, step: int, total: int, steps_per_sec: float) -> None:
-    """Writes the mean of the metrics since the last log, and a console line."""
+def _make_validator(config: ml_collections.ConfigDict, task: Any, mesh: jax.sharding.Mesh):
+    """Validation every `train.eval_every` steps (None when 0 or unset).
+
+    It evaluates the first `train.eval_batches` batches of `eval.split` (0: all)
+    with `aloe.evaluate.Validator`: no random numbers, no training batches, so
+    resumed runs stay exact.
+    """
+    if config.train.get("eval_every", 0) <= 0:
+        return None
+    from aloe import evaluate  # pylint: disable=g-import-not-at-top (evaluate imports train)
+    return evaluate.Validator(task, mesh, config.eval.split,
+                              config.train.get("eval_batches", 0) or None)
+
+
+def _log(writer, history, step: int, total: int, steps_per_sec: float,
+         learning_rate: float) -> None:
+    """Writes the mean of the metrics since the last log, and one console line."""
     sums = collections.defaultdict(float)
     for _, metrics in history:
         for name, value in metrics.items():
             sums[name] += float(value)
     means = {name: value / len(history) for name, value in sums.items()}
     writer.write_scalars(step, {**{f"train/{k}": v for k, v in means.items()},
-                                "train/steps_per_sec": steps_per_sec})
+                                "train/steps_per_sec": steps_per_sec,
+                                "train/learning_rate": learning_rate})
     eta = (total - step) / max(steps_per_sec, 1e-9)
     shown = "  ".join(f"{k}={v:.4g}" for k, v in sorted(means.items()))
     eta = int(eta)
-    logging.info("step %d/%d  %s  %.2f steps/s  ETA %d:%02d:%02d", step, total, shown,
-                 steps_per_sec, eta // 3600, eta % 3600 // 60, eta % 60)
+    logging.info("step %d/%d  %s  lr=%.3g  %.2f steps/s  ETA %d:%02d:%02d", step, total, shown,
+                 learning_rate, steps_per_sec, eta // 3600, eta % 3600 // 60, eta % 60)
 
 
 def _count(params: PyTree) -> int:

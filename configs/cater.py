@@ -58,6 +58,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.permute_slots = True  # Random slot order per video (training only).
     config.train.log_every = 100     # Steps between console / TensorBoard lines.
     config.train.checkpoint_every = 5000  # Steps between checkpoints.
+    config.train.eval_every = 5000   # Validation on eval.split to TensorBoard (0 = off).
+    config.train.eval_batches = 20   # Its first batches (a fixed subset); 0 = whole split.
     config.train.keep_checkpoints = 3  # Checkpoints kept on disk.
     config.train.init_from = ""     # Workdir whose newest parameters start a new run.
 

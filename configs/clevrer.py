@@ -27,8 +27,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.root = ""            # Latent store root (release layout); required.
     config.data.vocab = ""           # vocab.json path; "" = {root}/vocab.json, else built.
     config.data.train_split = "train"
-    config.data.num_frames = 25      # Frames sampled per video (sorted random in training,
-                                     # stride 128 // 25 = 5 from frame 0 in evaluation).
+    config.data.num_frames = 25      # Frames sampled per video (stride 128 // 25 = 5 from
+                                     # frame 0 in evaluation, as the release).
+    # Training frames: "random" (distinct frames drawn uniformly, sorted: what the paper
+    # describes and the release's comments say) or "strided" (the evaluation stride from a
+    # random start in 0..7, SlotFormer's Aloe: token distances then mean the same time
+    # offsets in training and evaluation). The paper configs follow the paper.
+    config.data.train_frames = "random"
     config.data.num_slots = 8        # MONet slots per frame.
     config.data.max_question_len = 20
     config.data.max_choice_len = 12
@@ -43,8 +48,17 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.num_layers = 28
     config.model.mlp_dim = 1024
     config.model.head_hidden_dim = 128
-    config.model.dropout_rate = 0.1
+    config.model.dropout_rate = 0.1  # Residual branches and feed-forward hidden units.
     config.model.word_padding_mask = True  # False reproduces the release (pads attended).
+    # The released model's choices (aloe/models/reasoners.py, aloe/models/transformer.py).
+    config.model.attention_dropout_rate = 0.1  # On the attention weights.
+    config.model.position_dropout_rate = 0.1   # On the relative position encodings.
+    config.model.input_dropout_rate = 0.1      # On the token projection, before its ReLU.
+    config.model.attention_output_bias = True  # Sonnet Linear with bias after attention.
+    config.model.layer_norm_epsilon = 1e-5     # Sonnet's LayerNorm.
+    config.model.initialization = "release"    # Sonnet's initialisers ("flax": Flax's).
+    config.model.answer_logit_offset = 1       # 22-way head, answer ids 1..21; logit 0 unused.
+    config.model.full_token_mask = True        # The release's [d + 2] mask vector.
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "lamb"
@@ -61,6 +75,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.permute_slots = True    # Random slot order per example (training only).
     config.train.log_every = 100
     config.train.checkpoint_every = 5000
+    config.train.eval_every = 5000       # Validation on eval.split to TensorBoard (0 = off).
+    config.train.eval_batches = 20       # Its first batches (a fixed subset); 0 = whole split.
     config.train.keep_checkpoints = 3
     config.train.init_from = ""         # Workdir whose newest parameters start a new run.
 
@@ -74,6 +90,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.split = "valid"
     config.eval.batch_size = 64          # Global, per sub-batch.
     config.eval.after_training = True    # --mode=train evaluates the final parameters.
+    config.eval.shuffle_objects = False  # True: permute the slots of every evaluation batch
+                                         # (one permutation per batch, as the release does);
+                                         # False keeps the evaluation deterministic.
     config.eval.clevrer_questions = ""   # Raw question file of the split (e.g. questions/
                                          # validation.json) for the difficulty split.
     config.eval.clevrer_annotations = ""  # Its annotations/{split} folder; both set: the

@@ -12,7 +12,7 @@ loss -> evaluate on the validation split. Sizes are chosen to finish in about
 import ml_collections
 
 from configs import clevrer
-from configs import monet_clevrer
+from configs import monet_small
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -26,23 +26,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.generate.height = 128
     config.generate.workers = 2
 
-    monet = monet_clevrer.get_config()
-    # A narrow MONet (the paper's is ~45 s per step of 64 frames on 2 CPU cores); its
-    # attention U-Net is half the paper's width, the rest a quarter (BUILD_NOTES.md).
-    monet.model.unet_channels = (16, 16, 32, 32, 32)
-    monet.model.unet_mlp_hidden = (64,)
-    monet.model.encoder_channels = (8, 8, 16, 16)
-    monet.model.encoder_hidden = 64
-    monet.model.decoder_channels = (8, 8)
-    monet.model.gamma = 0.1            # The paper: 0.5; 0.1 segments sooner (BUILD_NOTES.md).
-    monet.optimizer.name = "adam"
-    monet.optimizer.learning_rate = 1e-3
-    monet.train.steps = 1000
-    monet.train.batch_size = 16
-    monet.train.log_every = 50
-    monet.train.checkpoint_every = 200
+    monet = monet_small.get_config()   # A narrow MONet that trains on a CPU.
     monet.eval.num_videos = 50         # The whole validation split: 400 frames.
-    monet.extract.batch_size = 128
     config.monet = monet
 
     aloe = clevrer.get_config()
@@ -60,6 +45,8 @@ def get_config() -> ml_collections.ConfigDict:
     aloe.train.mc_batch = 8
     aloe.train.log_every = 100
     aloe.train.checkpoint_every = 500
+    aloe.train.eval_every = 500        # Validation on all 50 videos, to TensorBoard.
+    aloe.train.eval_batches = 0
     aloe.auxiliary.weight = 0.1        # λ; scheme (a), L2, as the paper's best.
     aloe.auxiliary.batch = 8
     aloe.eval.batch_size = 64

@@ -21,7 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = monet_clevrer.get_config()
     config.data.dataset = "cater/all_actions"
     config.model.latent_dim = 36     # The paper's CATER latent size.
-    config.eval.split = "validation"
+    config.eval.split = "valid"      # The tfds split 'validation'.
     config.extract.datasets = "cater/all_actions,cater/all_actions_cameramotion"
     config.extract.splits = "train:train,validation:valid"
     return config

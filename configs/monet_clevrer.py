@@ -56,11 +56,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.batch_size = 64     # Global frames per step.
     config.train.log_every = 100
     config.train.checkpoint_every = 5000
+    config.train.eval_every = 5000   # Validation (losses, ARI, pictures) to TensorBoard; 0 = off.
+    config.train.eval_batches = 0    # Batches of eval.* frames it uses; 0 = all of them.
     config.train.keep_checkpoints = 3
     config.train.init_from = ""     # Workdir whose newest parameters start a new run.
 
     config.eval = ml_collections.ConfigDict()
-    config.eval.split = "validation"
+    config.eval.split = "valid"       # The tfds split 'validation'; files eval_valid_{step}.json.
     config.eval.num_videos = 16      # Videos evaluated (from the start of the split).
     config.eval.frames_per_video = 8  # Evenly spaced frames per evaluated video.
     config.eval.batch_size = 64

@@ -24,6 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.mc_batch = 4
     config.train.log_every = 5
     config.train.checkpoint_every = 5
+    config.train.eval_every = 0         # No validation during training; tests turn it on.
     config.eval.batch_size = 8
     config.auxiliary.weight = 0.0       # Off; tests turn it on where they need it.
     variants.add_variant_fields(config, "test")  # model.variant and the ablations' fields.

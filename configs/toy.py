@@ -41,6 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.mc_batch = 16
     config.train.log_every = 100
     config.train.checkpoint_every = 500
+    config.train.eval_every = 250       # Validation on the whole split (200 scenes).
+    config.train.eval_batches = 0
     config.eval.batch_size = 64
     config.auxiliary.weight = 0.0       # Without the auxiliary loss (see BUILD_NOTES.md).
     variants.add_variant_fields(config, "toy")  # model.variant and the ablations' fields.

@@ -36,6 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.static_batch = 8
     config.train.moving_batch = 8
     config.train.log_every = 100
+    config.train.eval_every = 250       # Validation on the whole split.
+    config.train.eval_batches = 0
     config.train.checkpoint_every = 500
     config.eval.batch_size = 64
     config.auxiliary.weight = 0.0    # Without the auxiliary loss (the measured run above).

@@ -131,9 +131,6 @@ def load_frames(path: str, frame_indices: np.ndarray, total_frames: int,
     return frames
 
 
-TFDS_SPLITS = {"valid": "validation"}  # Latent-store split -> tfds split, where they differ.
-
-
 def tfds_video(data: ml_collections.ConfigDict, split: str, scene: int) -> np.ndarray:
     """uint8 `[T, H, W, 3]`: all frames of scene `scene` from the built tfds dataset.
 
@@ -145,7 +142,7 @@ def tfds_video(data: ml_collections.ConfigDict, split: str, scene: int) -> np.nd
     builder = monet_task.open_builder(data)
     features = builder.info.features
     examples = builder.as_dataset(
-        split=TFDS_SPLITS.get(split, split),
+        split=monet_task.tfds_split(split),
         decoders=tfds.decode.PartialDecoding(
             {"video": features["video"], "scene_index": features["scene_index"]},
             decoders={"video": tfds.decode.SkipDecoding()}))

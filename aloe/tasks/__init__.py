@@ -14,6 +14,8 @@ model. It provides:
   the concatenated `eval_record` of every batch of every process;
 - `eval_record(batch, outputs) -> dict of NumPy arrays`: what `summarize` needs
   of one evaluated batch.
+- optionally `num_eval_batches(split) -> int`: how many batches `eval_batches`
+  yields, for the evaluation's progress lines (ETA).
 """
 
 from typing import Any

@@ -171,6 +171,10 @@ class CaterTask:
         """Every video of `split` once (see `CaterLatentData.eval_batches`)."""
         return self.data(split).eval_batches(self.config.eval.batch_size)
 
+    def num_eval_batches(self, split: str) -> int:
+        """How many batches `eval_batches(split)` yields (for progress lines)."""
+        return self.data(split).num_eval_batches(self.config.eval.batch_size)
+
     def predict(self, params: PyTree, batch: dict[str, Any]) -> dict[str, jax.Array]:
         """Cell probabilities `[B, 36]`, deterministic."""
         logits = self.model.apply({"params": params}, batch["latents"], deterministic=True)

@@ -7,10 +7,14 @@ seed, so `train_batch(step)` replays exactly: batches are taken in order, and a
 resumed run (or any out-of-order request) rebuilds the stream and skips the
 first `step` batches, which costs reading them again but nothing else.
 
+Splits are named as in the latent stores ALOE reads: `train`, `valid`, `test`;
+`valid` reads the tfds split `validation` (which is also accepted), so MONet's
+evaluation files are `eval_valid_{step}.json` like ALOE's.
+
 Evaluation runs on `eval.num_videos` videos of a split, `eval.frames_per_video`
 evenly spaced frames each: the loss terms, the reconstruction error, and, when
 `data.masks_dir` holds the generator's instance masks
-(`masks/{split}/mask_{chunk}/mask_{scene:05d}.npz`, chunk e.g. `00000-01000`),
+(`masks/{tfds split}/mask_{chunk}/mask_{scene:05d}.npz`, chunk e.g. `00000-01000`),
 the foreground adjusted Rand index of MONet's segmentation (each pixel to its
 most probable slot) next to that of the trivial segmentation that puts every
 pixel in one slot, and their per-frame difference (`fg_ari_gain`, the mean over
@@ -36,6 +40,14 @@ from aloe.data.sampling import evenly_spaced_frames
 from aloe.models import monet as monet_lib
 
 PyTree = Any
+
+# Latent-store split name -> tfds split name, where they differ.
+TFDS_SPLITS = {"valid": "validation"}
+
+
+def tfds_split(split: str) -> str:
+    """The tfds split of a split name: 'valid' -> 'validation'; others unchanged."""
+    return TFDS_SPLITS.get(split, split)
 
 
 def open_builder(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
@@ -149,6 +161,7 @@ class MonetTask:
         `true_labels [B, H, W]` (-1 = unknown, e.g. no masks).
         """
         e, d = self.config.eval, self.config.data
+        split = tfds_split(split)
         per_process = e.batch_size // self.process_count
         videos_per_process = e.num_videos // self.process_count
         images, labels, numbers = [], [], []

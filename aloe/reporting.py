@@ -1,0 +1,123 @@
+"""What a run reports: console log levels, TensorBoard scalars, progress lines.
+
+- `configure_logging`: the one place that sets how chatty the libraries are.
+  Their INFO lines (orbax's per-checkpoint lines, tfds's dataset lines, clu's
+  metric echoes) are dropped unless `show_libraries`; their warnings and errors,
+  and every line of this project (`aloe`, `configs`, the running script), stay.
+- `create_writer`: the metric writer of a workdir. Scalars are stored as classic
+  `simple_value` summaries, which `EventAccumulator.Scalars()` returns and which
+  TensorBoard's scalar dashboard shows; images as usual. No console echo: the
+  loops print their own one line per interval.
+- `Progress`: periodic progress lines with rate and ETA for loops such as
+  evaluation, at most one every `every_seconds`.
+"""
+
+import logging as std_logging
+import os
+import time
+from typing import Mapping, Optional
+
+from absl import logging
+from clu import metric_writers
+from clu.metric_writers import summary_writer
+
+_PROJECT_DIRS = tuple(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name) + os.sep
+    for name in ("aloe", "configs", "tests", "examples", "benchmarks", "studies"))
+
+
+class _LibraryInfoFilter(std_logging.Filter):
+    """Passes warnings and above, and any line logged from this project's files."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        if record.levelno >= std_logging.WARNING:
+            return True
+        return os.path.abspath(record.pathname).startswith(_PROJECT_DIRS)
+
+
+_FILTER = _LibraryInfoFilter()
+# absl's logger carries the absl.logging calls of every library (orbax, clu, tfds);
+# the others log through the standard module.
+_LIBRARY_LOGGERS = ("orbax", "jax", "tensorflow", "tensorflow_datasets", "etils", "absl.flags")
+
+
+def configure_logging(show_libraries: bool = False) -> None:
+    """Hides (or with `show_libraries` shows) the libraries' INFO chatter.
+
+    Lines of this project's modules keep absl's verbosity (`--verbosity`), so
+    progress stays visible while orbax and tfds are quiet.
+    """
+    absl_logger = std_logging.getLogger("absl")
+    absl_logger.removeFilter(_FILTER)
+    if not show_libraries:
+        absl_logger.addFilter(_FILTER)
+    for name in _LIBRARY_LOGGERS:
+        std_logging.getLogger(name).setLevel(
+            std_logging.NOTSET if show_libraries else std_logging.WARNING)
+
+
+class ScalarSummaryWriter(summary_writer.SummaryWriter):
+    """clu's TensorFlow summary writer with scalars as classic `simple_value` summaries."""
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        values = [tf.compat.v1.Summary.Value(tag=tag, simple_value=float(value))
+                  for tag, value in scalars.items()]
+        with self._summary_writer.as_default():
+            tf.summary.experimental.write_raw_pb(
+                tf.compat.v1.Summary(value=values).SerializeToString(), step=step)
+
+
+def create_writer(logdir: Optional[str], *, enabled: bool = True) -> metric_writers.MetricWriter:
+    """The metric writer of a run: TensorBoard events in `logdir`, nothing when disabled.
+
+    Args:
+      logdir: the folder of the event files.
+      enabled: False on processes other than 0, which write nothing.
+    """
+    if not enabled or logdir is None:
+        return metric_writers.MultiWriter([])
+    return metric_writers.MultiWriter([ScalarSummaryWriter(os.fspath(logdir))])
+
+
+def format_duration(seconds: float) -> str:
+    """'H:MM:SS'."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Progress lines of a loop: '{name}: 12/40 batches, 2.1/s, ETA 0:00:13'.
+
+    A line is logged at the first update, then at most every `every_seconds`,
+    and by `done()`. Without `total` the line has no ETA.
+    """
+
+    def __init__(self, name: str, total: Optional[int] = None, *, unit: str = "batches",
+                 every_seconds: float = 10.0):
+        self.name, self.total, self.unit, self.every = name, total, unit, every_seconds
+        self.count = 0
+        self.start = time.time()
+        self._last: Optional[float] = None
+
+    def update(self, count: int = 1) -> None:
+        """Counts `count` more items; logs a line when one is due."""
+        self.count += count
+        now = time.time()
+        if self._last is None or now - self._last >= self.every:
+            self._last = now
+            logging.info("%s", self.line(now))
+
+    def line(self, now: Optional[float] = None) -> str:
+        """The progress line at time `now`."""
+        elapsed = max((now or time.time()) - self.start, 1e-9)
+        rate = self.count / elapsed
+        of = f"/{self.total}" if self.total else ""
+        text = f"{self.name}: {self.count}{of} {self.unit}, {rate:.2f}/s"
+        if self.total:
+            text += f", ETA {format_duration((self.total - self.count) / max(rate, 1e-9))}"
+        return text + f", elapsed {format_duration(elapsed)}"
+
+    def done(self) -> None:
+        """Logs the final line."""
+        logging.info("%s (done)", self.line())
