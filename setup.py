@@ -23,6 +23,7 @@ setuptools.setup(
         "clu>=0.0.12",
         "flax>=0.12.0",
         "jax>=0.9.0",
+        "matplotlib>=3.8",
         "ml-collections>=1.1.0",
         "numpy>=2.0",
         "optax>=0.2.6",

@@ -3,8 +3,11 @@
 import json
 import math
 import os
+import subprocess
+import sys
 
 import jax
+import matplotlib
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,7 +18,10 @@ from aloe.analysis import inputs as inputs_lib
 from aloe.data import vocab as vocab_lib
 from aloe.models import ALOE
 from aloe.synthetic import toy_latents
+from configs import monet_clevrer
 from configs import test as test_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 D, HEADS, LAYERS, FRAMES, SLOTS, LQ, LC, IMAGE = 4, 2, 2, 4, 3, 5, 3, 16
 N = 1 + LQ + LC + FRAMES * SLOTS
@@ -203,41 +209,112 @@ def scene_views():
     return frames, masks
 
 
-def colour_box(image, colour):
-    """(height, width, left) of the pixels of exactly `colour`, or None."""
-    hit = np.all(image == np.asarray(colour, np.uint8), axis=-1)
-    if not hit.any():
-        return None
-    rows, cols = np.flatnonzero(hit.any(1)), np.flatnonzero(hit.any(0))
-    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1, cols[0]
+def rectangles(ax):
+    """The outlines drawn on an axes: [(slot colour, (top, left, bottom, right), width, style)]."""
+    found = []
+    for patch in ax.patches:
+        x, y = patch.get_xy()
+        box = (round(y + 0.5), round(x + 0.5), round(y + 0.5 + patch.get_height()),
+               round(x + 0.5 + patch.get_width()))
+        colour = tuple(round(c * 255) for c in patch.get_edgecolor()[:3])
+        found.append((colour, box, patch.get_linewidth(), patch.get_linestyle()))
+    return found
 
 
-def test_most_attended_strip_boxes_the_top_slot_of_each_frame():
+def labels_of(fig):
+    """Every text a reader sees: titles, axis labels, legend entries, colour-bar labels."""
+    texts = [fig.get_suptitle()]
+    for ax in fig.axes:
+        texts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        texts += [t.get_text() for t in ax.texts]
+        if ax.get_legend():
+            texts += [t.get_text() for t in ax.get_legend().get_texts()]
+    for legend in fig.legends:
+        texts += [t.get_text() for t in legend.get_texts()]
+    return [t for t in texts if t]
+
+
+def test_most_attended_boxes_the_top_slots_of_each_frame():
     frames, masks = scene_views()
-    scale = 3
-    top = np.array([[1], [1], [2], [2]])      # Slot 1 in frames 0-1, slot 2 in frames 2-3.
-    image = figures.most_attended_figure(frames, masks, top, scale=scale)
+    top = np.array([[1, 2], [1, 0], [2, 1], [2, 1]])   # Slot 1 first in frames 0-1, 2 in 2-3.
+    fig = figures.most_attended_figure(frames, masks, top, title="what it shows")
     colours = figures.slot_colours(SLOTS)
-    assert image.shape[1] == 2 + FRAMES * (IMAGE * scale + 2)
-    height1, width1, left1 = colour_box(image, colours[1])
-    height2, width2, left2 = colour_box(image, colours[2])
-    assert (height1, width1) == (4 * scale, IMAGE * scale + 2 + 8 * scale)   # Frames 0 and 1.
-    assert height2 == 6 * scale and left2 > left1 + IMAGE * scale        # Frames 2 and 3.
-    assert width2 == IMAGE * scale + 2 + 3 * scale + scale                # Moved by one pixel.
-    assert colour_box(image, colours[0]) is None
+    panels = fig.axes[:FRAMES]
+    for t, ax in enumerate(panels):
+        assert ax.get_title() == f"frame {t}"
+        np.testing.assert_array_equal(ax.images[0].get_array(), figures.to_uint8(frames[t]))
+        drawn = rectangles(ax)
+        first = drawn[0]
+        assert first[0] == colours[top[t, 0]] and first[2] == 3.0 and first[3] in ("-", "solid")
+        assert first[1] == tuple(figures.mask_boxes(masks[t])[top[t, 0]])
+        assert all(width < 3.0 and style in ("--", "dashed") for _, _, width, style in drawn[1:])
+    assert rectangles(panels[0])[0][1] == (2, 3, 6, 11)           # Slot 1's 4 x 8 rectangle.
+    assert rectangles(panels[3])[0][1] == (9, 5, 15, 8)           # Slot 2 moved to x = 5.
+    assert panels[0].get_ylabel() == "y (pixels)" and panels[0].get_xlabel() == "x (pixels)"
+    assert fig.get_suptitle() == "what it shows"
+    legend = labels_of(fig)
+    assert "most attended slot" in legend and "next 1 most attended" in legend
+    assert {"slot 0", "slot 1", "slot 2"} <= set(legend)
 
 
 def test_cross_modal_words_take_the_colour_of_boxed_slots_only():
     frames, masks = scene_views()
     colours = figures.slot_colours(SLOTS)
-    image = figures.cross_modal_figure(frames[0], masks[0], ["red", "cube", "scene"], [1, 1, 0],
-                                       text_width=200)
-    near = lambda colour: np.abs(image.astype(int) - colour).max(-1) <= 8
-    picture = image[:IMAGE * 4, 204:]                       # The frame, without its legend.
-    assert near(colours[1])[:, :200].any()                  # Words of slot 1 coloured ...
-    assert colour_box(picture, colours[1])[:2] == (4 * 4, 8 * 4)    # ... and its box drawn.
-    assert not near(colours[0]).any() and not near(colours[2])[:, :200].any()
-    assert near((0, 0, 0))[:, :200].any()                   # The background's word is black.
+    fig = figures.cross_modal_figure(frames[0], masks[0], ["red", "cube", "scene"], [1, 1, 0],
+                                     is_choice=[False, False, True], title="t")
+    text_ax, image_ax = fig.axes[:2]
+    word_colours = {t.get_text(): tuple(round(c * 255) for c in
+                                        matplotlib.colors.to_rgb(t.get_color()))
+                    for t in text_ax.texts}
+    assert word_colours["Q  red"] == word_colours["Q  cube"] == colours[1]
+    assert word_colours["C  scene"] == (0, 0, 0)       # The background's word is black.
+    assert word_colours["slot 0 (no box)"] == (0, 0, 0)
+    boxes = {colour: box for colour, box, _, _ in rectangles(image_ax)}
+    assert boxes == {colours[1]: (2, 3, 6, 11), colours[2]: (9, 2, 15, 5)}  # No background box.
+    assert image_ax.get_xlabel() == "x (pixels)" and image_ax.get_ylabel() == "y (pixels)"
+    assert [t.get_text() for t in image_ax.get_legend().get_texts()] == ["slot 1", "slot 2"]
+
+
+def test_slot_alignment_shades_attention_with_a_colour_bar_and_outlines_the_top_slots():
+    frames, masks = scene_views()
+    cls = np.random.default_rng(3).uniform(size=(FRAMES, SLOTS)).astype(np.float32)
+    top = attention.top_slots(cls, 1)
+    fig = figures.slot_alignment_figure(cls, top, frames=frames, masks=masks, title="t")
+    ax, bar = fig.axes
+    np.testing.assert_allclose(ax.images[0].get_array(), cls.T)
+    assert ax.get_xlabel() == "frame (time)" and ax.get_ylabel() == "MONet slot"
+    assert bar.get_ylabel() == "CLS attention weight"
+    outlined = {(round(p.get_x() + 0.5), round(p.get_y() + 0.5)) for p in ax.patches}
+    assert outlined == {(t, int(top[t, 0])) for t in range(FRAMES)}
+    assert len(ax.images) == 1 + FRAMES * SLOTS                  # A segment in every cell.
+    assert "1 most attended slot of the frame" in labels_of(fig)
+
+
+def test_every_picture_says_what_it_shows(tiny, tmp_path):
+    """Titles name the question, choice, predicted and true answer, layer and head; axes named."""
+    model, params, latents, question, choice = tiny
+    frames, masks = scene_views()
+    words = {3: "what", 1: "cube", 4: "shape", 5: "the", 2: "sphere"}
+    result = attention.analyse_attention(
+        model, params, latents, question, choice, frames=frames, masks=masks,
+        id_to_word=words, true_answer="wrong", layer=0, head=1)
+    logit = result["maps"]["output"]
+    predicted = "correct" if logit >= 0 else "wrong"
+    for name, fig in result["figures"].items():
+        title = fig.get_suptitle()
+        assert "Q: what cube shape" in title and "C: the sphere" in title, (name, title)
+        assert f"predicted: {predicted}" in title and "true: wrong" in title, (name, title)
+        assert "layer 0 of 0..1, head 1" in title, (name, title)
+        for ax in fig.axes:
+            if ax.images:
+                assert ax.get_xlabel() or ax.get_ylabel(), (name, ax.get_title())
+    descriptive = attention.analyse_attention(
+        model, params, latents, question, frames=frames, masks=masks, id_to_word=words,
+        answer_names=["red", "blue", "cube", "sphere", "yes"], true_answer="blue")
+    best = int(np.argmax(descriptive["maps"]["output"]))
+    title = descriptive["figures"]["slot_alignment"].get_suptitle()
+    assert f"predicted: {['red', 'blue', 'cube', 'sphere', 'yes'][best]} (p=" in title
+    assert "true: blue" in title and "C:" not in title and "layer 1 of 0..1, head 0" in title
 
 
 def test_pictures_written_as_png_and_tensorboard_images(tiny, tmp_path):
@@ -248,17 +325,29 @@ def test_pictures_written_as_png_and_tensorboard_images(tiny, tmp_path):
         out_dir=tmp_path / "png", logdir=tmp_path / "tb", id_to_word={1: "cube", 3: "what"})
     assert set(result["paths"]) == {"cross_modal", "most_attended", "slot_alignment"}
     for name, path in result["paths"].items():
-        assert os.path.getsize(path) > 0
         with Image.open(path) as png:
-            assert png.size == result["images"][name].shape[1::-1]
-        np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")),
-                                      result["images"][name])
-    alignment = result["images"]["slot_alignment"]
-    assert alignment.shape[1] > FRAMES * 25 and alignment.shape[0] > SLOTS * 25
+            np.testing.assert_array_equal(np.asarray(png.convert("RGB")), result["images"][name])
+        width, height = result["figures"][name].get_size_inches() * figures.DPI
+        assert result["images"][name].shape == (round(height), round(width), 3)
     events = b"".join(p.read_bytes() for p in (tmp_path / "tb").rglob("*tfevents*"))
     for name in result["paths"]:
         assert f"attention/{name}".encode() in events
     assert b"\x89PNG" in events
+
+
+def test_commands_show_their_required_flags_and_refuse_to_run_without_frames():
+    for command in ("attention", "predicted_frames"):
+        shown = subprocess.run([sys.executable, "-m", f"aloe.analysis.{command}", "--help"],
+                               capture_output=True, text=True, timeout=300, cwd=REPO,
+                               env={**os.environ, "JAX_PLATFORMS": "cpu"})
+        assert "Try --helpfull" in shown.stdout, shown.stderr[-2000:]   # absl's short help.
+        for flag in ("--config", "--monet_config", "--workdir", "--monet_workdir", "--scene",
+                     "--out", "--frames_npy"):
+            assert flag in shown.stdout, (command, flag)
+    monet = monet_clevrer.get_config()
+    with pytest.raises(ValueError, match="--frames_npy=FRAMES.npy or --monet_config.data.data_dir"):
+        inputs_lib.command_inputs(test_config.get_config(), "/nonexistent", monet,
+                                  "/nonexistent", "valid", 10000, None)
 
 
 def test_load_scene_reads_the_question_and_evenly_spaced_latents(tmp_path):
@@ -275,12 +364,14 @@ def test_load_scene_reads_the_question_and_evenly_spaced_latents(tmp_path):
 
     first = inputs_lib.load_scene(config.data, vocab, "valid", 10000)
     assert first["kind"] == "descriptive" and first["choice"] is None
+    assert first["true_answer"] == desc["answer"]
     np.testing.assert_array_equal(first["question"], vocab.encode(desc["question"], 20))
     np.testing.assert_array_equal(first["latents"], stored[frames])
     second = inputs_lib.load_scene(config.data, vocab, "valid", 10000, mc["question_id"],
                                    mc["choices"][1]["choice_id"])
     np.testing.assert_array_equal(second["question"], vocab.encode(mc["question"], 20))
     np.testing.assert_array_equal(second["choice"], vocab.encode(mc["choices"][1]["choice"], 12))
+    assert second["true_answer"] == mc["choices"][1]["answer"]
     with pytest.raises(ValueError, match=r"valid.json: scene_index 10000, question_id 999"):
         inputs_lib.load_scene(config.data, vocab, "valid", 10000, 999)
 

@@ -12,7 +12,7 @@ from aloe.analysis import predicted_frames
 from aloe.models import ALOE
 from aloe.models import monet as monet_lib
 
-D, FRAMES, SLOTS, IMAGE, SCALE = 4, 8, 3, 32, 2
+D, FRAMES, SLOTS, IMAGE = 4, 8, 3, 32
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,8 @@ def rendered(tiny, tmp_path_factory):
     model, params, monet, monet_params, latents, question, frames = tiny
     out = tmp_path_factory.mktemp("predicted")
     return predicted_frames.render_predicted_frames(
-        model, params, monet, monet_params, latents, question, frames=frames, scale=SCALE,
+        model, params, monet, monet_params, latents, question, frames=frames,
+        question_text="what shape is the cube", frame_numbers=list(range(0, 128, 16)),
         out_dir=str(out))
 
 
@@ -92,27 +93,41 @@ def test_hidden_frames_true_latents_do_not_reach_the_predictions(tiny, rendered)
     assert again["latent_error"] > rendered["latent_error"]   # Scored against the new truth.
 
 
-def test_figure_has_three_rows_of_panels_of_the_right_size(tiny, rendered):
+def test_figure_shows_three_named_rows_and_marks_the_targets(tiny, rendered):
     frames = tiny[-1]
-    boxes = rendered["boxes"]
-    assert boxes.shape == (3, FRAMES, 4)
-    np.testing.assert_array_equal(boxes[..., 2] - boxes[..., 0], IMAGE * SCALE)
-    np.testing.assert_array_equal(boxes[..., 3] - boxes[..., 1], IMAGE * SCALE)
-    image = rendered["image"]
+    fig = rendered["figure"]
+    axes = np.asarray(fig.axes).reshape(3, FRAMES)
     rows = [frames, rendered["input_images"], rendered["predicted_images"]]
+    red = tuple(c / 255 for c in predicted_frames.TARGET_COLOUR)
     for r, row in enumerate(rows):
         for t in range(FRAMES):
-            top, left, bottom, right = boxes[r, t]
-            np.testing.assert_array_equal(image[top:bottom, left:right],
-                                          figures.upscale(figures.to_uint8(row[t]), SCALE))
+            np.testing.assert_array_equal(axes[r, t].images[0].get_array(),
+                                          figures.to_uint8(row[t]))
+            edge = tuple(axes[r, t].spines["top"].get_edgecolor()[:3])
+            assert (edge == red) == bool(rendered["target"][t])
     # Hidden frames are black in the 'input' row.
     for t in np.flatnonzero(rendered["hidden"]):
-        top, left, bottom, right = boxes[1, t]
-        assert image[top:bottom, left:right].max() == 0
+        assert np.asarray(axes[1, t].images[0].get_array()).max() == 0
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["true", "input (seen)", "predicted"]
+    assert [ax.get_title() for ax in axes[0]] == [f"frame {t} (video {16 * t})"
+                                                   for t in range(FRAMES)]
+    assert [ax.get_xlabel() for ax in axes[2]] == ["context"] * 2 + ["hidden"] * 3 + ["target"] * 3
+    title = fig.get_suptitle()
+    assert "last 3 frames from the first 2 (3 hidden" in title
+    assert "Q: what shape is the cube" in title
+    assert f"latent MSE {rendered['latent_error']:.4f}" in title
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[0].startswith("target frame") and legend[1].startswith("hidden")
     path = rendered["paths"]["predicted_frames"]
     with Image.open(path) as png:
-        assert png.size == (image.shape[1], image.shape[0])
-        np.testing.assert_array_equal(np.asarray(png.convert("RGB")), image)
+        np.testing.assert_array_equal(np.asarray(png.convert("RGB")), rendered["image"])
+
+
+def test_without_frames_the_first_row_says_it_is_decoded(tiny):
+    model, params, monet, monet_params, latents, question, _ = tiny
+    result = predicted_frames.render_predicted_frames(model, params, monet, monet_params,
+                                                      latents, question)
+    assert result["figure"].axes[0].get_ylabel() == "true latents, decoded"
 
 
 def test_a_model_without_auxiliary_parameters_is_refused(tiny):

@@ -12,23 +12,27 @@ the `TokenLayout` of the sequence `[CLS, question words, choice words, objects]`
 padding choice tokens included); a question with one choice as
 `ALOE.multiple_choice` on that choice.
 
-The pictures (one head of one layer, the last by default):
+The pictures (one head of one layer, the last by default), matplotlib figures
+titled with the question (and choice), ALOE's predicted and the true answer, and
+the layer and head:
 
   cross_modal     for each question (and choice) word, the object slot of one
                   frame whose token attends to the word most; the words are
                   coloured by that slot, beside the frame with a box around each
                   slot's region (MONet mask > 0.5). Words taken by the background
                   slot or by a slot without a region are black.
-  most_attended   CLS-to-object attention per frame: a strip of frames with boxes
-                  around the `count` most attended slots of each (thick: first).
-  slot_alignment  time (x) by slot (y) grid of CLS attention (darker = more);
-                  the `count` most attended slots of each frame are outlined;
-                  with frames and masks each cell shows the slot's segment.
+  most_attended   CLS-to-object attention per frame: the frames with boxes
+                  around the `count` most attended slots of each (thick solid:
+                  the most attended; dashed: the next ones).
+  slot_alignment  frame (x) by slot (y) grid of CLS attention with its colour
+                  bar; the `count` most attended slots of each frame are
+                  outlined in orange; each cell shows the slot's segment.
 
 Frames and MONet masks are arrays given by the caller: `[T, H, W, 3]` pixels in
 [0, 1] (or uint8) and `[T, K, H, W(, 1)]`. The command reads its inputs with
-`aloe.analysis.inputs` (checkpoints, latent store, the frames of `--frames_npy`
-segmented by MONet, or without it MONet's decoding of the latents).
+`aloe.analysis.inputs` (checkpoints, latent store, the video's frames from
+`--frames_npy` or from the tfds dataset in `--monet_config.data.data_dir`,
+segmented by MONet); without frames it stops with an error.
 """
 
 import dataclasses
@@ -223,10 +227,47 @@ def top_slots(cls_attention: np.ndarray, count: int = 2) -> np.ndarray:
     return np.argsort(-cls_attention, axis=1, kind="stable")[:, :count]
 
 
+def describe_example(maps: dict[str, Any], *, layer: int = -1, head: Optional[int] = 0,
+                     id_to_word: Optional[dict[int, str]] = None,
+                     answer_names: Optional[Sequence[str]] = None,
+                     true_answer: Optional[str] = None) -> str:
+    """Two title lines: the question (and choice); the predicted and true answer and the head.
+
+    Args:
+      maps: `attention_maps`'s result.
+      layer, head: the attention shown (head None: the heads' mean).
+      id_to_word: word id -> word (default '#id').
+      answer_names: answer class -> answer, for a descriptive question.
+      true_answer: the true answer ('correct' / 'wrong' for a choice), if known.
+    """
+    layout, word_ids = maps["layout"], maps["word_ids"]
+    words = lambda ids: " ".join((id_to_word or {}).get(int(i), f"#{int(i)}")
+                                 for i in ids if i > 0)
+    text = "Q: " + words(word_ids[1:1 + layout.question_len])
+    output = maps["output"]
+    if maps["kind"] == "descriptive":
+        probs = np.exp(output - np.max(output))
+        probs /= probs.sum()
+        best = int(np.argmax(probs))
+        name = answer_names[best] if answer_names is not None else f"class {best}"
+        predicted = f"{name} (p={probs[best]:.2f})"
+    else:
+        text += "   C: " + words(word_ids[1 + layout.question_len:layout.object_start])
+        p_correct = 1.0 / (1.0 + np.exp(-float(output)))
+        predicted = f"{'correct' if p_correct >= 0.5 else 'wrong'} (p(correct)={p_correct:.2f})"
+    layers = maps["weights"].shape[0]
+    which = f"layer {layer % layers} of 0..{layers - 1}, " + (
+        "heads averaged" if head is None else f"head {head}")
+    return (f"{text}\npredicted: {predicted}   true: {true_answer or 'unknown'}   "
+            f"attention: {which}")
+
+
 def attention_figures(maps: dict[str, Any], frames: np.ndarray, masks: np.ndarray, *,
                       word_frame: Optional[int] = None, layer: int = -1, head: Optional[int] = 0,
                       count: int = 2, id_to_word: Optional[dict[int, str]] = None,
-                      background_slot: Optional[int] = 0) -> dict[str, np.ndarray]:
+                      answer_names: Optional[Sequence[str]] = None,
+                      true_answer: Optional[str] = None, background_slot: Optional[int] = 0,
+                      frame_numbers: Optional[Sequence[int]] = None) -> dict[str, Any]:
     """The three pictures of `maps`: 'cross_modal', 'most_attended', 'slot_alignment'.
 
     Args:
@@ -238,10 +279,13 @@ def attention_figures(maps: dict[str, Any], frames: np.ndarray, masks: np.ndarra
       layer, head: which attention (head None averages the heads).
       count: most attended slots marked per frame.
       id_to_word: word id -> word, for the text (default '#id').
+      answer_names: answer class -> answer, for the title of a descriptive question.
+      true_answer: the true answer for the title, if known.
       background_slot: the slot that gets no box in the cross-modal picture.
+      frame_numbers: each frame's number in the video, for the panel titles.
 
     Returns:
-      name -> uint8 image.
+      name -> `matplotlib.figure.Figure`.
     """
     layout = maps["layout"]
     frames, masks = figures.check_views(frames, masks, layout.frames, layout.slots)
@@ -251,13 +295,24 @@ def attention_figures(maps: dict[str, Any], frames: np.ndarray, masks: np.ndarra
     names = [(id_to_word or {}).get(int(i), f"#{int(i)}") for i in words["word_id"]]
     cls_attention = cls_object_attention(maps, layer=layer, head=head)
     top = top_slots(cls_attention, count)
+    example = describe_example(maps, layer=layer, head=head, id_to_word=id_to_word,
+                               answer_names=answer_names, true_answer=true_answer)
+    labels = [f"frame {t}" + (f" (video {n})" if frame_numbers is not None else "")
+              for t, n in enumerate(frame_numbers if frame_numbers is not None
+                                    else range(layout.frames))]
     return {
         "cross_modal": figures.cross_modal_figure(
             frames[word_frame], masks[word_frame], names, words["slot"],
-            is_choice=words["is_choice"], background_slot=background_slot),
-        "most_attended": figures.most_attended_figure(frames, masks, top),
-        "slot_alignment": figures.slot_alignment_figure(cls_attention, top, frames=frames,
-                                                        masks=masks),
+            is_choice=words["is_choice"], background_slot=background_slot,
+            frame_label=labels[word_frame],
+            title=f"Cross-modal attention: for each word, the slot of {labels[word_frame]} "
+                  f"attending to it most\n{example}"),
+        "most_attended": figures.most_attended_figure(
+            frames, masks, top, frame_labels=labels,
+            title=f"The {count} objects the CLS token attends to most in each frame\n{example}"),
+        "slot_alignment": figures.slot_alignment_figure(
+            cls_attention, top, frames=frames, masks=masks,
+            title=f"CLS attention to every slot of every frame\n{example}"),
     }
 
 
@@ -277,16 +332,17 @@ def analyse_attention(model: aloe_model.ALOE, params: PyTree, latents: np.ndarra
       writer: a `clu.metric_writers` writer; images are tagged 'attention/<name>'.
       step: the TensorBoard step.
       **figure_options: `attention_figures`'s keywords (word_frame, layer, head,
-        count, id_to_word, background_slot).
+        count, id_to_word, answer_names, true_answer, background_slot, frame_numbers).
 
     Returns:
-      `{'maps': ..., 'images': name -> uint8 image, 'paths': name -> PNG path}`.
+      `{'maps': ..., 'figures': name -> matplotlib figure, 'images': name -> uint8
+      image (the PNG's pixels), 'paths': name -> PNG path}`.
     """
     maps = attention_maps(model, params, latents, question, choice)
-    images = attention_figures(maps, frames, masks, **figure_options)
-    paths = figures.write_images(images, out_dir, writer=writer, logdir=logdir, step=step,
-                                 tag_prefix="attention/")
-    return {"maps": maps, "images": images, "paths": paths}
+    drawn = attention_figures(maps, frames, masks, **figure_options)
+    images, paths = figures.write_figures(drawn, out_dir, writer=writer, logdir=logdir,
+                                          step=step, tag_prefix="attention/")
+    return {"maps": maps, "figures": drawn, "images": images, "paths": paths}
 
 
 def main(argv: Sequence[str]) -> None:
@@ -300,13 +356,15 @@ def main(argv: Sequence[str]) -> None:
         inputs["model"], inputs["params"], inputs["latents"], inputs["question"],
         inputs["choice"], frames=inputs["frames"], masks=inputs["masks"], out_dir=f.out,
         logdir=f.logdir, word_frame=f.word_frame, layer=f.layer, head=f.head, count=f.count,
-        id_to_word=inputs["id_to_word"])
+        id_to_word=inputs["id_to_word"], answer_names=inputs["answer_names"],
+        true_answer=inputs["true_answer"], frame_numbers=inputs["frame_indices"])
     for name, path in result["paths"].items():
         print(f"{name}: {path}")
 
 
 if __name__ == "__main__":
     inputs_lib.define_command_flags()
+    flags.adopt_module_key_flags(inputs_lib)  # The shared flags show in --help.
     flags.DEFINE_integer("choice_id", None, "Choice of a multiple-choice question (default first).")
     flags.DEFINE_integer("word_frame", None, "Frame of the cross-modal picture.")
     flags.DEFINE_integer("layer", -1, "Transformer layer (default the last).")

@@ -1,37 +1,37 @@
-"""Drawing helpers shared by the analysis figures (PIL only; images are uint8 arrays).
+"""The analysis figures (matplotlib), and how they are written out.
 
-Every figure in `aloe.analysis` is built as a uint8 RGB array `[H, W, 3]`, so the
-same pixels go to a PNG file (`save_png`) and to TensorBoard (`write_images`).
+Every figure in `aloe.analysis` is a `matplotlib.figure.Figure` drawn without
+pyplot (no global state, no display needed) that says what it shows: a title
+(the example's question, predicted and true answer, and which attention), named
+axes, a colour bar for shaded values and a legend for every mark.
+`figure_image` renders one to uint8 RGB pixels, which go both to the PNG file
+and to TensorBoard (`write_figures`).
 
 - `slot_colours`: one distinct colour per MONet slot.
-- `mask_boxes` / `draw_boxes`: bounding boxes of the region where a slot's mask
-  exceeds a threshold (0.5), drawn in the slot's colour.
-- `image_grid`: panels in rows and columns with optional row / column labels;
-  it also returns where every panel was placed.
-- `words_image`: text whose words have individual colours, wrapped to a width.
+- `mask_boxes`: bounding boxes of the region where a slot's mask exceeds 0.5.
+- `cross_modal_figure`, `most_attended_figure`, `slot_alignment_figure`: the
+  attention pictures of the paper's Appendix C (`aloe.analysis.attention`).
 """
 
 import colorsys
 import os
 from typing import Mapping, Optional, Sequence
 
+from matplotlib import figure as mpl_figure
+from matplotlib import lines as mpl_lines
+from matplotlib import patches
+from matplotlib.backends import backend_agg
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 RGB = tuple[int, int, int]
-WHITE: RGB = (255, 255, 255)
-BLACK: RGB = (0, 0, 0)
 # Distinct, saturated colours for the first slots; more are spread over the hue circle.
 _PALETTE: tuple[RGB, ...] = (
     (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
     (70, 200, 200), (240, 50, 230), (170, 110, 40), (128, 128, 0), (0, 0, 128),
 )
-FONT_SIZE = 12
-
-
-def font(size: int = FONT_SIZE) -> ImageFont.ImageFont:
-    """Pillow's bundled scalable font at `size` pixels (no system font needed)."""
-    return ImageFont.load_default(size=size)
+TOP_COLOUR = "#ff8c00"  # Outline of the most attended slots in the slot-alignment grid.
+DPI = 100
 
 
 def slot_colours(num_slots: int) -> list[RGB]:
@@ -44,6 +44,11 @@ def slot_colours(num_slots: int) -> list[RGB]:
         r, g, b = colorsys.hsv_to_rgb((i + 0.5) / extra, 0.8, 0.85)
         colours.append((int(r * 255), int(g * 255), int(b * 255)))
     return colours
+
+
+def mpl_colour(colour: RGB) -> tuple[float, float, float]:
+    """An RGB colour of 0..255 integers as matplotlib's 0..1 floats."""
+    return tuple(c / 255.0 for c in colour)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -66,13 +71,6 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return image
     return np.round(np.clip(image.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def upscale(image: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour enlargement of `[H, W, C]` by an integer factor."""
-    if scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale}.")
-    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
 def mask_boxes(masks: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -100,147 +98,35 @@ def mask_boxes(masks: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return boxes
 
 
-def draw_boxes(image: np.ndarray, boxes: np.ndarray, colours: Sequence[RGB], *,
-               scale: int = 1, widths: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Draws rectangles on a copy of an image.
-
-    Args:
-      image: uint8 `[H * scale, W * scale, 3]`.
-      boxes: `[n, 4]` `(top, left, bottom, right)` in the unscaled pixel grid,
-        bottom / right exclusive; rows with a negative entry are skipped.
-      colours: one colour per box.
-      scale: the factor by which `image` is larger than the boxes' grid.
-      widths: outline width in pixels per box (default 1 each).
-
-    Returns:
-      uint8 image, the input with the outlines drawn.
-    """
-    canvas = Image.fromarray(to_uint8(image))
-    draw = ImageDraw.Draw(canvas)
-    widths = [1] * len(boxes) if widths is None else list(widths)
-    for (top, left, bottom, right), colour, width in zip(np.asarray(boxes), colours, widths):
-        if min(top, left, bottom, right) < 0:
-            continue
-        draw.rectangle([left * scale, top * scale, right * scale - 1, bottom * scale - 1],
-                       outline=tuple(colour), width=int(width))
-    return np.asarray(canvas)
+def box_patch(box: Sequence[int], colour: RGB, *, width: float = 2.0,
+              style: str = "-", label: Optional[str] = None) -> patches.Rectangle:
+    """An unfilled rectangle around the pixels of `box` (top, left, bottom, right) in imshow
+    coordinates (pixel centres at integers)."""
+    top, left, bottom, right = (int(v) for v in box)
+    return patches.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
+                             edgecolor=mpl_colour(colour), linewidth=width, linestyle=style,
+                             label=label)
 
 
-def text_size(text: str, size: int = FONT_SIZE) -> tuple[int, int]:
-    """`(width, height)` in pixels of `text` in `font(size)`."""
-    left, top, right, bottom = font(size).getbbox(text or " ")
-    return right - left, bottom - min(top, 0)
+def new_figure(width: float, height: float) -> mpl_figure.Figure:
+    """A figure of `width` x `height` inches on an Agg canvas (no pyplot, no display)."""
+    fig = mpl_figure.Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    backend_agg.FigureCanvasAgg(fig)
+    return fig
 
 
-def image_grid(panels: Sequence[Sequence[np.ndarray]], *, scale: int = 1, gap: int = 2,
-               row_labels: Optional[Sequence[str]] = None,
-               col_labels: Optional[Sequence[str]] = None,
-               background: RGB = WHITE) -> tuple[np.ndarray, np.ndarray]:
-    """Panels laid out in rows and columns.
-
-    All panels have the same size `[h, w, 3]` (float in [0, 1] or uint8); each is
-    enlarged `scale` times. Row labels go on the left, column labels on top.
-
-    Args:
-      panels: `rows` lists of `cols` images each.
-      scale: integer enlargement of every panel.
-      gap: pixels between panels and around the grid.
-      row_labels: `rows` strings, or None.
-      col_labels: `cols` strings, or None.
-      background: colour between panels.
-
-    Returns:
-      `(image uint8 [H, W, 3], boxes int64 [rows, cols, 4])`, each box the
-      `(top, left, bottom, right)` of a panel in the image (bottom / right exclusive).
-    """
-    rows, cols = len(panels), len(panels[0]) if panels else 0
-    if rows == 0 or cols == 0 or any(len(row) != cols for row in panels):
-        raise ValueError("panels must be a non-empty list of equally long rows.")
-    shapes = {np.asarray(p).shape for row in panels for p in row}
-    if len(shapes) != 1:
-        raise ValueError(f"All panels must have the same shape, got {sorted(shapes)}.")
-    for name, labels, count in (("row_labels", row_labels, rows), ("col_labels", col_labels, cols)):
-        if labels is not None and len(labels) != count:
-            raise ValueError(f"{name} has {len(labels)} entries for {count} {name[:3]}s.")
-    height, width = to_uint8(panels[0][0]).shape[:2]
-    height, width = height * scale, width * scale
-    left = gap + (max(text_size(t)[0] for t in row_labels) + gap if row_labels else 0)
-    top = gap + (max(text_size(t)[1] for t in col_labels) + gap if col_labels else 0)
-    canvas = np.empty((top + rows * (height + gap), left + cols * (width + gap), 3), np.uint8)
-    canvas[:] = background
-    boxes = np.zeros((rows, cols, 4), np.int64)
-    for r, row in enumerate(panels):
-        for c, panel in enumerate(row):
-            y, x = top + r * (height + gap), left + c * (width + gap)
-            canvas[y:y + height, x:x + width] = upscale(to_uint8(panel), scale)
-            boxes[r, c] = (y, x, y + height, x + width)
-    image = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(image)
-    for r, label in enumerate(row_labels or ()):
-        y = boxes[r, 0, 0] + (height - text_size(label)[1]) // 2
-        draw.text((gap, y), label, fill=BLACK, font=font())
-    for c, label in enumerate(col_labels or ()):
-        draw.text((boxes[0, c, 1], gap), label, fill=BLACK, font=font())
-    return np.asarray(image), boxes
+def figure_image(fig: mpl_figure.Figure) -> np.ndarray:
+    """uint8 `[H, W, 3]`: the figure rendered at its DPI."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def words_image(words: Sequence[str], colours: Sequence[RGB], width: int, *,
-                size: int = FONT_SIZE + 2, margin: int = 6,
-                background: RGB = WHITE) -> np.ndarray:
-    """Words in their own colours, wrapped into lines of at most `width` pixels.
-
-    A word equal to "\\n" starts a new line.
-
-    Args:
-      words: the words, in order.
-      colours: one colour per word.
-      width: the image width in pixels.
-      size: font size in pixels.
-      margin: pixels around the text.
-      background: the background colour.
-
-    Returns:
-      uint8 `[H, width, 3]`, H as tall as the wrapped text needs.
-    """
-    if len(words) != len(colours):
-        raise ValueError(f"{len(words)} words but {len(colours)} colours.")
-    space, line_height = text_size(" ", size)[0] + 2, text_size("Hg", size)[1] + 4
-    placed, x, y = [], margin, margin
-    for word, colour in zip(words, colours):
-        if word == "\n":
-            x, y = margin, y + line_height
-            continue
-        word_width = text_size(word, size)[0]
-        if x > margin and x + word_width > width - margin:
-            x, y = margin, y + line_height
-        placed.append(((x, y), word, tuple(colour)))
-        x += word_width + space
-    image = Image.new("RGB", (width, y + line_height + margin), background)
-    draw = ImageDraw.Draw(image)
-    for position, word, colour in placed:
-        draw.text(position, word, fill=colour, font=font(size))
-    return np.asarray(image)
-
-
-def stack(images: Sequence[np.ndarray], *, axis: int, gap: int = 4,
-          background: RGB = WHITE) -> np.ndarray:
-    """Images side by side (`axis=1`) or one above the other (`axis=0`), top / left aligned."""
-    images = [to_uint8(image) for image in images]
-    across = 1 - axis
-    size = max(image.shape[across] for image in images)
-    length = sum(image.shape[axis] for image in images) + gap * (len(images) - 1)
-    shape = (length, size, 3) if axis == 0 else (size, length, 3)
-    canvas = np.empty(shape, np.uint8)
-    canvas[:] = background
-    offset = 0
-    for image in images:
-        h, w = image.shape[:2]
-        if axis == 0:
-            canvas[offset:offset + h, :w] = image
-        else:
-            canvas[:h, offset:offset + w] = image
-        offset += image.shape[axis] + gap
-    return canvas
+def image_axes(ax, image: np.ndarray, *, xlabel: str = "x (pixels)",
+               ylabel: str = "y (pixels)") -> None:
+    """Shows an `[H, W, 3]` image on `ax` with named pixel axes."""
+    ax.imshow(to_uint8(image), interpolation="nearest")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> str:
@@ -251,13 +137,13 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> str:
     return path
 
 
-def write_images(images: Mapping[str, np.ndarray], out_dir: Optional[str | os.PathLike], *,
-                 writer=None, logdir: Optional[str | os.PathLike] = None, step: int = 0,
-                 tag_prefix: str = "") -> dict[str, str]:
-    """Writes figures as `{out_dir}/{name}.png` and, if asked, as TensorBoard images.
+def write_figures(figures: Mapping[str, mpl_figure.Figure], out_dir: Optional[str | os.PathLike],
+                  *, writer=None, logdir: Optional[str | os.PathLike] = None, step: int = 0,
+                  tag_prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Renders figures; writes them as `{out_dir}/{name}.png` and, if asked, to TensorBoard.
 
     Args:
-      images: name -> image (see `to_uint8`).
+      figures: name -> figure.
       out_dir: folder of the PNG files, or None for no files.
       writer: a `clu.metric_writers` writer to send the images to (not closed here).
       logdir: without `writer`, a TensorBoard folder: a writer is opened on it,
@@ -266,16 +152,17 @@ def write_images(images: Mapping[str, np.ndarray], out_dir: Optional[str | os.Pa
       tag_prefix: prepended to the names to make the TensorBoard tags.
 
     Returns:
-      name -> PNG path (empty without `out_dir`).
+      `(name -> uint8 image [H, W, 3], name -> PNG path)`; no paths without `out_dir`.
     """
+    images = {name: figure_image(fig) for name, fig in figures.items()}
     paths = {}
     if out_dir is not None:
         for name, image in images.items():
             paths[name] = save_png(image, os.path.join(os.fspath(out_dir), f"{name}.png"))
-    tagged = {tag_prefix + name: to_uint8(image)[None] for name, image in images.items()}
+    tagged = {tag_prefix + name: image[None] for name, image in images.items()}
     if writer is None and logdir is not None:
-        from clu import metric_writers  # pylint: disable=g-import-not-at-top
-        own = metric_writers.create_default_writer(os.fspath(logdir), asynchronous=False)
+        from aloe import reporting  # pylint: disable=g-import-not-at-top
+        own = reporting.create_writer(os.fspath(logdir))
         try:
             own.write_images(step, tagged)
             own.flush()
@@ -283,7 +170,7 @@ def write_images(images: Mapping[str, np.ndarray], out_dir: Optional[str | os.Pa
             own.close()
     elif writer is not None:
         writer.write_images(step, tagged)
-    return paths
+    return images, paths
 
 
 # The pictures of the paper's Appendix C, from plain arrays.
@@ -304,146 +191,190 @@ def check_views(frames: np.ndarray, masks: np.ndarray, num_frames: int,
 
 def cross_modal_figure(frame: np.ndarray, masks: np.ndarray, words: Sequence[str],
                        word_slots: Sequence[int], *, is_choice: Optional[Sequence[bool]] = None,
-                       background_slot: Optional[int] = 0, scale: int = 4,
-                       text_width: int = 320) -> np.ndarray:
+                       background_slot: Optional[int] = 0, title: str = "",
+                       frame_label: str = "frame") -> mpl_figure.Figure:
     """Words coloured by the slot that attends to them most, beside the boxed frame.
 
     Every slot with a region (mask > 0.5) gets a box in its colour, except
-    `background_slot`; a word whose slot has no box is black.
+    `background_slot`; a word whose slot has no box is black. The words are
+    listed top to bottom ('Q' question words, then 'C' choice words), each with
+    its slot.
 
     Args:
       frame: `[H, W, 3]` pixels.
       masks: `[K, H, W]` (or `[K, H, W, 1]`) slot masks of the frame.
       words: the words.
       word_slots: the slot of each word.
-      is_choice: per word, whether it belongs to the choice (a new line 'C:'
-        starts before the first choice word).
+      is_choice: per word, whether it belongs to the choice.
       background_slot: the slot that gets no box (None: every slot may get one).
-      scale: enlargement of the frame.
-      text_width: width of the text column in pixels.
+      title: the figure's title (what example, which attention).
+      frame_label: the frame's name in its panel title.
 
     Returns:
-      uint8 image: the text column (`text_width` wide), 4 pixels, then the
-      frame (`W * scale` wide) above a legend of the boxed slots.
+      The figure: the word list on the left, the frame with its slot boxes and
+      their legend on the right.
     """
     boxes = mask_boxes(masks)
     if background_slot is not None:
         boxes[background_slot] = -1
     colours = slot_colours(len(boxes))
-    text, text_colours, in_choice = ["Q:"], [BLACK], False
+    fig = new_figure(8.0, max(4.0, 0.6 + 0.24 * len(words)))
+    text_ax, image_ax = fig.subplots(1, 2, width_ratios=[1, 1.3])
+    text_ax.axis("off")
+    text_ax.set_title("word: slot attending to it most")
+    step = 1.0 / max(len(words) + 1, 12)
     for i, (word, slot) in enumerate(zip(words, word_slots)):
-        if is_choice is not None and is_choice[i] and not in_choice:
-            text += ["\n", "C:"]
-            text_colours += [BLACK, BLACK]
-            in_choice = True
-        text.append(word)
-        text_colours.append(colours[slot] if boxes[slot, 0] >= 0 else BLACK)
-    picture = draw_boxes(upscale(to_uint8(frame), scale), boxes, colours, scale=scale,
-                         widths=[2] * len(boxes))
-    boxed = [k for k in range(len(boxes)) if boxes[k, 0] >= 0]
-    legend = words_image([f"slot {k}" for k in boxed], [colours[k] for k in boxed],
-                         picture.shape[1])
-    return stack([words_image(text, text_colours, text_width),
-                  stack([picture, legend], axis=0, gap=0)], axis=1)
+        part = "C" if is_choice is not None and is_choice[i] else "Q"
+        boxed = boxes[slot, 0] >= 0
+        colour = mpl_colour(colours[slot]) if boxed else "black"
+        note = f"slot {slot}" if boxed else f"slot {slot} (no box)"
+        text_ax.text(0.0, 1.0 - (i + 0.5) * step, f"{part}  {word}", color=colour,
+                     fontsize=10, fontweight="bold", transform=text_ax.transAxes, va="center")
+        text_ax.text(0.62, 1.0 - (i + 0.5) * step, note, color=colour, fontsize=9,
+                     transform=text_ax.transAxes, va="center")
+    image_axes(image_ax, frame)
+    image_ax.set_title(f"{frame_label}: MONet slots (mask > 0.5)")
+    for k in np.flatnonzero(boxes[:, 0] >= 0):
+        image_ax.add_patch(box_patch(boxes[k], colours[k], label=f"slot {k}"))
+    if (boxes[:, 0] >= 0).any():
+        image_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
+                        title="box colour", title_fontsize=8)
+    fig.suptitle(title or "Cross-modal attention", fontsize=10)
+    return fig
 
 
 def most_attended_figure(frames: np.ndarray, masks: np.ndarray, top: np.ndarray, *,
-                         scale: int = 2,
-                         frame_labels: Optional[Sequence[str]] = None) -> np.ndarray:
-    """A strip of frames with boxes around the given slots of each frame.
+                         title: str = "", frame_labels: Optional[Sequence[str]] = None,
+                         columns: int = 8) -> mpl_figure.Figure:
+    """Frames with boxes around the given slots of each frame.
 
     Args:
       frames: `[T, H, W, 3]` pixels.
       masks: `[T, K, H, W]` (or `[..., 1]`) slot masks.
-      top: int `[T, c]`, the slots to box in each frame, most important first;
-        the first gets a 3-pixel outline, the others 1, each in its slot's colour.
-      scale: enlargement of every frame.
-      frame_labels: a label above each frame (default its index).
+      top: int `[T, c]`, the slots to box in each frame, most attended first; the
+        first gets a thick solid outline, the others thin dashed ones, each in
+        its slot's colour (the legend says which is which).
+      title: the figure's title.
+      frame_labels: a title for each frame's panel (default 'frame t').
+      columns: panels per row.
 
     Returns:
-      uint8 image: one row of T panels of `H * scale x W * scale` (`image_grid`).
+      The figure, one panel per frame.
     """
     top = np.asarray(top)
     frames, masks = check_views(frames, masks, top.shape[0], np.asarray(masks).shape[1])
     colours = slot_colours(masks.shape[1])
-    panels = []
-    for t, frame in enumerate(frames):
-        panels.append(draw_boxes(upscale(to_uint8(frame), scale), mask_boxes(masks[t])[top[t]],
-                                 [colours[k] for k in top[t]], scale=scale,
-                                 widths=[3] + [1] * (top.shape[1] - 1)))
+    count = len(frames)
+    cols = min(columns, count)
+    rows = -(-count // cols)
+    fig = new_figure(1.9 * cols + 1.0, 2.0 * rows + 1.2)
+    axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
     labels = (list(frame_labels) if frame_labels is not None
-              else [str(t) for t in range(len(frames))])
-    return image_grid([panels], col_labels=labels)[0]
+              else [f"frame {t}" for t in range(count)])
+    for t, ax in enumerate(axes.ravel()):
+        if t >= count:
+            ax.axis("off")
+            continue
+        image_axes(ax, frames[t], xlabel="x (pixels)" if t // cols == rows - 1 else "",
+                   ylabel="y (pixels)" if t % cols == 0 else "")
+        ax.set_title(labels[t], fontsize=9)
+        ax.tick_params(labelsize=7)
+        boxes = mask_boxes(masks[t])
+        for rank, k in enumerate(top[t]):
+            if boxes[k, 0] >= 0:
+                ax.add_patch(box_patch(boxes[k], colours[k], width=3.0 if rank == 0 else 1.2,
+                                       style="-" if rank == 0 else "--"))
+    shown = sorted({int(k) for k in top.ravel()})
+    handles = [mpl_lines.Line2D([], [], color="black", linewidth=3.0,
+                                label="most attended slot")]
+    if top.shape[1] > 1:
+        handles.append(mpl_lines.Line2D([], [], color="black", linewidth=1.2, linestyle="--",
+                                        label=f"next {top.shape[1] - 1} most attended"))
+    handles += [patches.Patch(color=mpl_colour(colours[k]), label=f"slot {k}") for k in shown]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
+               fontsize=8)
+    fig.suptitle(title or "Most attended objects (CLS attention)", fontsize=10)
+    return fig
 
 
 def slot_alignment_figure(cls_attention: np.ndarray, top: np.ndarray, *,
                           frames: Optional[np.ndarray] = None,
-                          masks: Optional[np.ndarray] = None, cell: int = 24) -> np.ndarray:
-    """Time (x) by slot (y) grid of CLS attention, the given slots outlined.
+                          masks: Optional[np.ndarray] = None,
+                          title: str = "") -> mpl_figure.Figure:
+    """Frame (x) by slot (y) grid of CLS attention with a colour bar; top slots outlined.
 
-    Each cell is shaded from white (no attention) to dark blue (the largest
-    weight of the grid). With `frames` and `masks`, the slot's segment (the
-    frame's pixels where the mask is > 0.5, `draw_segment`) is drawn over the
-    shading inside a 4-pixel border, so one can follow an object as MONet moves
-    it between slots. The slots of `top` get a 2-pixel orange outline.
+    With `frames` and `masks`, each cell also shows the slot's segment (the
+    frame's pixels where the mask is > 0.5, cropped around it), so one can follow
+    an object as MONet moves it between slots. The slots of `top` get an orange
+    outline (legend).
 
     Args:
       cls_attention: `[T, K]` CLS-to-object weights.
       top: int `[T, c]`, the slots to outline in each frame.
       frames: optional `[T, H, W, 3]` pixels.
       masks: optional `[T, K, H, W]` (or `[..., 1]`) masks, given with `frames`.
-      cell: side of a cell in pixels (> 8).
+      title: the figure's title.
 
     Returns:
-      uint8 image with K rows and T columns of `cell x cell` panels (`image_grid`).
+      The figure.
     """
+    cls_attention = np.asarray(cls_attention)
     num_frames, num_slots = cls_attention.shape
-    if cell <= 8:
-        raise ValueError(f"cell must be more than 8 pixels, got {cell}.")
     if (frames is None) != (masks is None):
         raise ValueError("slot_alignment_figure needs both frames and masks, or neither.")
     if frames is not None:
         frames, masks = check_views(frames, masks, num_frames, num_slots)
         frames = to_uint8(frames)
-    shade = cls_attention / max(float(cls_attention.max()), 1e-12)
-    light, dark = np.array(WHITE, np.float32), np.array((20, 40, 140), np.float32)
-    rows = []
-    for k in range(num_slots):
-        row = []
+    fig = new_figure(max(7.5, 0.6 * num_frames + 3.0), max(4.5, 0.6 * num_slots + 2.6))
+    ax = fig.subplots()
+    shading = ax.imshow(cls_attention.T, cmap="Blues", vmin=0.0, aspect="equal",
+                        interpolation="nearest", origin="upper")
+    if frames is not None:
         for t in range(num_frames):
-            panel = np.empty((cell, cell, 3), np.uint8)
-            panel[:] = np.round(light + (dark - light) * shade[t, k]).astype(np.uint8)
-            if frames is not None:
-                draw_segment(panel[4:cell - 4, 4:cell - 4], frames[t], masks[t, k])
-            if k in top[t]:
-                for edge in (panel[:2], panel[-2:], panel[:, :2], panel[:, -2:]):
-                    edge[:] = (255, 140, 0)
-            row.append(panel)
-        rows.append(row)
-    col_labels = [str(t) if t % 5 == 0 else "" for t in range(num_frames)]
-    return image_grid(rows, gap=1, row_labels=[f"slot {k}" for k in range(num_slots)],
-                      col_labels=col_labels)[0]
+            for k in range(num_slots):
+                segment = segment_rgba(frames[t], masks[t, k])
+                if segment is not None:
+                    ax.imshow(segment, extent=(t - 0.3, t + 0.3, k + 0.3, k - 0.3),
+                              interpolation="nearest")
+    count = np.asarray(top).shape[1]
+    for t in range(num_frames):
+        for k in np.asarray(top)[t]:
+            ax.add_patch(patches.Rectangle((t - 0.5, k - 0.5), 1.0, 1.0, fill=False,
+                                           edgecolor=TOP_COLOUR, linewidth=2.0))
+    ax.set_xlim(-0.5, num_frames - 0.5)
+    ax.set_ylim(num_slots - 0.5, -0.5)
+    ax.set_xticks(range(num_frames))
+    ax.set_yticks(range(num_slots))
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("frame (time)")
+    ax.set_ylabel("MONet slot")
+    colour_bar = fig.colorbar(shading, ax=ax, shrink=0.9)
+    colour_bar.set_label("CLS attention weight")
+    handles = [patches.Patch(fill=False, edgecolor=TOP_COLOUR, linewidth=2.0,
+                             label=f"{count} most attended slot{'s' if count > 1 else ''} "
+                                   f"of the frame")]
+    if frames is not None:
+        handles.append(patches.Patch(color="grey", label="cell image: the slot's segment"))
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncol=2)
+    fig.suptitle(title or "Slot alignment: CLS attention over time", fontsize=10)
+    return fig
 
 
-def draw_segment(target: np.ndarray, frame: np.ndarray, mask: np.ndarray) -> None:
-    """Draws a slot's segment into `target` `[h, w, 3]` uint8, in place.
+def segment_rgba(frame: np.ndarray, mask: np.ndarray) -> Optional[np.ndarray]:
+    """uint8 `[s, s, 4]`: a slot's segment, transparent outside it; None when empty.
 
     The segment is the frame's pixels where `mask` `[H, W]` is > 0.5, cropped to
-    the square around its bounding box and resized to fill `target`; pixels
-    outside the region keep `target`'s colour. An empty region draws nothing.
+    the square around its bounding box.
     """
     top, left, bottom, right = mask_boxes(mask[None])[0]
     if top < 0:
-        return
+        return None
     side = min(max(bottom - top, right - left), *mask.shape)
     top = int(np.clip((top + bottom - side) // 2, 0, mask.shape[0] - side))
     left = int(np.clip((left + right - side) // 2, 0, mask.shape[1] - side))
     crop = np.s_[top:top + side, left:left + side]
-    size = (target.shape[1], target.shape[0])
-    pixels = np.asarray(Image.fromarray(to_uint8(frame)[crop]).resize(size, Image.NEAREST))
-    region = np.asarray(Image.fromarray((mask[crop] > 0.5).astype(np.uint8) * 255).resize(
-        size, Image.NEAREST)) > 127
-    target[region] = pixels[region]
+    alpha = np.where(mask[crop] > 0.5, 255, 0).astype(np.uint8)
+    return np.concatenate([to_uint8(frame)[crop], alpha[..., None]], axis=-1)
 
 
 def frames_with_regions(masks: np.ndarray, background_slot: Optional[int] = 0) -> np.ndarray:

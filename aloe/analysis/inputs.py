@@ -12,8 +12,9 @@ flags (`define_command_flags`) and read their inputs with `command_inputs`:
 - frames and MONet masks for the pictures (`monet_views`): the frames of
   `--frames_npy` (`[video frames or T, H, W, 3]`, H = W = MONet's image size,
   `load_frames`), else those of the tfds dataset named by the MONet config's
-  `data.data_dir` (`tfds_video`), segmented by MONet; with neither, MONet's
-  decoding of the latents (`MONet.decode_image`).
+  `data.data_dir` (`tfds_video`), segmented by MONet. With neither the commands
+  stop with an error saying how to give them (`monet_views` alone can still
+  decode the latents instead).
 """
 
 import os
@@ -68,7 +69,9 @@ def load_scene(data_config: ml_collections.ConfigDict, vocab: vocab_lib.Vocab, s
     Returns:
       `latents` float32 `[T, K, d]` of the evenly spaced evaluation frames,
       `frame_indices` `[T]`, `total_frames`, `question` int32 `[Lq]`, `choice`
-      int32 `[Lc]` or None, `kind` ('descriptive' / 'multiple_choice').
+      int32 `[Lc]` or None, `kind` ('descriptive' / 'multiple_choice'),
+      `true_answer` (the answer, or 'correct' / 'wrong' for the choice; None
+      when the file has none).
 
     Raises:
       ValueError: naming the file, scene and question when there is no such
@@ -91,7 +94,10 @@ def load_scene(data_config: ml_collections.ConfigDict, vocab: vocab_lib.Vocab, s
     if in_desc.any():
         if choice_id is not None:
             raise ValueError(f"{where}: a descriptive question has no choice {choice_id}.")
-        kind, question, choice = "descriptive", desc.question[np.argmax(in_desc)], None
+        row = int(np.argmax(in_desc))
+        kind, question, choice = "descriptive", desc.question[row], None
+        label = int(desc.answer[row])
+        true_answer = vocab.class_to_answer(label) if label >= 0 else None
     elif in_mc.any():
         row = int(np.argmax(in_mc))
         choices = np.flatnonzero(mc.choice_mask[row])
@@ -100,13 +106,15 @@ def load_scene(data_config: ml_collections.ConfigDict, vocab: vocab_lib.Vocab, s
         if not choices.size:
             raise ValueError(f"{where}: no choice_id {choice_id}.")
         kind, question, choice = "multiple_choice", mc.question[row], mc.choices[row, choices[0]]
+        label = float(mc.choice_labels[row, choices[0]])
+        true_answer = None if label < 0 else "correct" if label > 0.5 else "wrong"
     else:
         raise ValueError(f"{where}: no such question in the file.")
     all_latents = latents_lib.LatentStore(data_config.root, split).read(scene)
     frame_indices = sampling.evenly_spaced_frames(all_latents.shape[0], data_config.num_frames)
     return {"latents": all_latents[frame_indices], "frame_indices": frame_indices,
             "total_frames": all_latents.shape[0], "question": question, "choice": choice,
-            "kind": kind}
+            "kind": kind, "true_answer": true_answer}
 
 
 def load_frames(path: str, frame_indices: np.ndarray, total_frames: int,
@@ -189,18 +197,27 @@ def command_inputs(config: ml_collections.ConfigDict, workdir: str,
 
     Returns:
       `load_scene`'s entries plus `model`, `params`, `monet`, `monet_params`,
-      `frames`, `masks` (`monet_views`), `id_to_word`, `frames_given` (bool).
+      `frames`, `masks` (`monet_views`), `id_to_word`, `answer_names` (answer
+      class -> answer).
+
+    Raises:
+      ValueError: when no frames are given (neither `frames_npy` nor the MONet
+        config's `data.data_dir`).
     """
+    if not frames_npy and not monet_config.data.get("data_dir"):
+        raise ValueError(
+            "No video frames for the pictures: give --frames_npy=FRAMES.npy or "
+            "--monet_config.data.data_dir=DIR (the tfds data directory the video dataset was "
+            "built in); the figures show the frames the latents were extracted from.")
     model, params, step = restore_model(config, workdir)
     monet, monet_params, monet_step = restore_model(monet_config, monet_workdir)
     from aloe.tasks import clevrer as clevrer_task  # pylint: disable=g-import-not-at-top
     vocab = clevrer_task.load_vocab(config.data)
     inputs = load_scene(config.data, vocab, split, scene, question_id, choice_id)
-    frames = None
     if frames_npy:
         frames = load_frames(frames_npy, inputs["frame_indices"], inputs["total_frames"],
                              monet.image_size)
-    elif monet_config.data.get("data_dir"):
+    else:
         frames = tfds_video(monet_config.data, split, scene)[inputs["frame_indices"]]
         frames = frames.astype(np.float32) / 255.0
     views = monet_views(monet, monet_params, inputs["latents"], frames)
@@ -210,8 +227,9 @@ def command_inputs(config: ml_collections.ConfigDict, workdir: str,
     logging.info("ALOE step %d, MONet step %d, scene %d (%s).", step, monet_step, scene,
                  inputs["kind"])
     return {**inputs, **views, "model": model, "params": params, "monet": monet,
-            "monet_params": monet_params, "frames_given": frames is not None,
-            "id_to_word": {i: w for w, i in vocab.word_ids.items()}}
+            "monet_params": monet_params,
+            "id_to_word": {i: w for w, i in vocab.word_ids.items()},
+            "answer_names": [vocab.class_to_answer(c) for c in range(vocab.num_answers)]}
 
 
 def define_command_flags() -> None:
@@ -223,9 +241,9 @@ def define_command_flags() -> None:
     flags.DEFINE_string("split", "valid", "Latent store split.")
     flags.DEFINE_integer("scene", None, "Scene index.")
     flags.DEFINE_integer("question_id", None, "Question id (default: first descriptive one).")
-    flags.DEFINE_string("frames_npy", None, "Optional .npy of the video's frames [T, H, W, 3]; "
-                        "default: read from the tfds dataset of --monet_config's data.data_dir "
-                        "when set.")
+    flags.DEFINE_string("frames_npy", None, "The .npy of the video's frames [T, H, W, 3]; "
+                        "without it the frames are read from the tfds dataset in "
+                        "--monet_config.data.data_dir (one of the two is required).")
     flags.DEFINE_string("out", None, "Folder for the PNG files.")
     flags.DEFINE_string("logdir", None, "Optional TensorBoard folder for the images.")
     flags.mark_flags_as_required(["config", "monet_config", "workdir", "monet_workdir", "scene",

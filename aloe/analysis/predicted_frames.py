@@ -12,9 +12,11 @@ context, the next `buffer` are hidden and unscored, and the last
 every object token from the context (and the question); the target frames'
 predicted latents are decoded into images by `MONet.decode_image`.
 
-The picture has three rows of T panels:
+The picture (a matplotlib figure titled with the question and the layout) has
+three rows of T panels, the target frames outlined in red (legend):
 
-  true       the frames (or, without frames, MONet's decoding of the true latents);
+  true       the frames (or, without frames, MONet's decoding of the true latents,
+             and the row says so);
   input      what the transformer sees: context frames decoded from their true
              latents, hidden frames black;
   predicted  the context as in 'input', the buffer black, and the target frames
@@ -32,6 +34,7 @@ from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
+from matplotlib import patches
 import numpy as np
 
 from aloe import masking
@@ -42,6 +45,7 @@ from aloe.models import monet as monet_lib
 
 PyTree = Any
 ROW_NAMES = ("true", "input", "predicted")
+TARGET_COLOUR = (220, 20, 20)
 
 
 def appendix_c_masks(frames: int, slots: int, *, buffer: int = 3,
@@ -144,33 +148,68 @@ def predict_frames(model: aloe_model.ALOE, params: PyTree, monet: monet_lib.MONe
 
 def predicted_frames_figure(true_frames: np.ndarray, input_images: np.ndarray,
                             predicted_images: np.ndarray, target: np.ndarray, *,
-                            scale: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Rows 'true', 'input', 'predicted' of T panels each.
+                            hidden: Optional[np.ndarray] = None, title: str = "",
+                            true_row: str = "true",
+                            columns: Optional[Sequence[str]] = None) -> Any:
+    """Rows 'true', 'input', 'predicted' of T panels each, target frames outlined.
 
     Args:
       true_frames: `[T, H, W, 3]` pixels.
       input_images: `[T, H, W, 3]`.
       predicted_images: `[T, H, W, 3]`.
-      target: bool `[T]`; target columns are labelled `t*`.
-      scale: enlargement of every panel.
+      target: bool `[T]`; target frames get a red outline (see the legend).
+      hidden: bool `[T]`, frames hidden from the model (default: the black
+        frames of `input_images`).
+      title: the figure's title.
+      true_row: the first row's name.
+      columns: a title per frame (default 'frame t').
 
     Returns:
-      `(image uint8, boxes int64 [3, T, 4])`: the figure and where each panel is
-      (see `figures.image_grid`).
+      A `matplotlib.figure.Figure` with axes `[3, T]` (`fig.axes`, row-major).
     """
     rows = [true_frames, input_images, predicted_images]
     if len({np.shape(r) for r in rows}) != 1 or np.ndim(true_frames) != 4:
         raise ValueError(f"The three rows must have the same [T, H, W, 3] shape, got "
                          f"{[np.shape(r) for r in rows]}.")
-    labels = [f"{t}*" if target[t] else str(t) for t in range(len(true_frames))]
-    return figures.image_grid([list(r) for r in rows], scale=scale, row_labels=ROW_NAMES,
-                              col_labels=labels)
+    count = len(true_frames)
+    if hidden is None:
+        hidden = ~np.asarray(input_images).reshape(count, -1).any(axis=1)
+    columns = list(columns) if columns is not None else [f"frame {t}" for t in range(count)]
+    fig = figures.new_figure(1.3 * count + 1.5, 4.9)
+    axes = np.asarray(fig.subplots(3, count, squeeze=False))
+    names = (true_row, "input (seen)", "predicted")
+    for r, row in enumerate(rows):
+        for t in range(count):
+            ax = axes[r, t]
+            ax.imshow(figures.to_uint8(row[t]), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[t], fontsize=8)
+            if r == 2:
+                ax.set_xlabel("target" if target[t] else "hidden" if hidden[t] else "context",
+                              fontsize=8)
+            if t == 0:
+                ax.set_ylabel(names[r], fontsize=9)
+            if target[t]:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor(figures.mpl_colour(TARGET_COLOUR))
+                    spine.set_linewidth(2.5)
+    fig.legend(handles=[
+        patches.Patch(fill=False, edgecolor=figures.mpl_colour(TARGET_COLOUR),
+                              linewidth=2.5, label="target frame: decoded from ALOE's "
+                                                   "predicted latents"),
+        patches.Patch(color="black", label="hidden from ALOE (buffer and targets)")],
+        loc="outside lower center", ncol=2, fontsize=8)
+    fig.suptitle(title or "Frames decoded from predicted latents", fontsize=10)
+    return fig
 
 
 def render_predicted_frames(model: aloe_model.ALOE, params: PyTree, monet: monet_lib.MONet,
                             monet_params: PyTree, latents: np.ndarray, question: np.ndarray, *,
                             frames: Optional[np.ndarray] = None, buffer: int = 3,
-                            target_frames: int = 3, scale: int = 2,
+                            target_frames: int = 3, question_text: str = "",
+                            frame_numbers: Optional[Sequence[int]] = None,
                             out_dir: Optional[str] = None, logdir: Optional[str] = None,
                             writer: Any = None, step: int = 0) -> dict[str, Any]:
     """`predict_frames` and its picture, written to `{out_dir}/predicted_frames.png`.
@@ -179,26 +218,36 @@ def render_predicted_frames(model: aloe_model.ALOE, params: PyTree, monet: monet
       model, params, monet, monet_params, latents, question, buffer,
         target_frames: as `predict_frames`.
       frames: `[T, H, W, 3]` true pixels for the first row; None uses MONet's
-        decoding of the true latents.
-      scale: enlargement of every panel.
+        decoding of the true latents (and the row is named so).
+      question_text: the question, for the title.
+      frame_numbers: each frame's number in the video, for the column titles.
       out_dir: folder of the PNG file, or None.
       logdir: TensorBoard folder (a writer is opened and closed), or
       writer: a `clu.metric_writers` writer; the tag is 'predicted_frames'.
       step: the TensorBoard step.
 
     Returns:
-      `predict_frames`'s entries plus `image`, `boxes` (`predicted_frames_figure`)
-      and `paths` (name -> PNG path).
+      `predict_frames`'s entries plus `figure` (`predicted_frames_figure`),
+      `image` (its pixels, as in the PNG) and `paths` (name -> PNG path).
     """
     result = predict_frames(model, params, monet, monet_params, latents, question,
                             buffer=buffer, target_frames=target_frames)
     true_frames = result["true_images"] if frames is None else np.asarray(frames)
-    image, boxes = predicted_frames_figure(true_frames, result["input_images"],
-                                           result["predicted_images"], result["target"],
-                                           scale=scale)
-    paths = figures.write_images({"predicted_frames": image}, out_dir, writer=writer,
-                                 logdir=logdir, step=step)
-    return {**result, "image": image, "boxes": boxes, "paths": paths}
+    context = int((~result["hidden"]).sum())
+    title = (f"ALOE's prediction of the last {target_frames} frames from the first {context} "
+             f"({buffer} hidden frames between), decoded by MONet\n"
+             f"Q: {question_text or '(question ids ' + str(list(np.asarray(question))) + ')'}   "
+             f"latent MSE {result['latent_error']:.4f} (copying the last seen frame: "
+             f"{result['copy_latent_error']:.4f})")
+    columns = None if frame_numbers is None else [
+        f"frame {t} (video {n})" for t, n in enumerate(frame_numbers)]
+    fig = predicted_frames_figure(
+        true_frames, result["input_images"], result["predicted_images"], result["target"],
+        hidden=result["hidden"], title=title, columns=columns,
+        true_row="true" if frames is not None else "true latents, decoded")
+    images, paths = figures.write_figures({"predicted_frames": fig}, out_dir, writer=writer,
+                                          logdir=logdir, step=step)
+    return {**result, "figure": fig, "image": images["predicted_frames"], "paths": paths}
 
 
 def main(argv: Sequence[str]) -> None:
@@ -212,9 +261,11 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError("--question_id must name a descriptive question (or be left out).")
     result = render_predicted_frames(
         inputs["model"], inputs["params"], inputs["monet"], inputs["monet_params"],
-        inputs["latents"], inputs["question"],
-        frames=inputs["frames"] if inputs["frames_given"] else None, buffer=f.buffer,
-        target_frames=f.target_frames, out_dir=f.out, logdir=f.logdir)
+        inputs["latents"], inputs["question"], frames=inputs["frames"], buffer=f.buffer,
+        target_frames=f.target_frames, out_dir=f.out, logdir=f.logdir,
+        question_text=" ".join(inputs["id_to_word"].get(int(i), f"#{int(i)}")
+                               for i in inputs["question"] if i > 0),
+        frame_numbers=inputs["frame_indices"])
     print(f"predicted_frames: {result['paths']['predicted_frames']}")
     for name in ("latent_error", "copy_latent_error", "pixel_error"):
         print(f"{name}: {result[name]:.5f}")
@@ -222,6 +273,7 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     inputs_lib.define_command_flags()
+    flags.adopt_module_key_flags(inputs_lib)  # The shared flags show in --help.
     flags.DEFINE_integer("buffer", 3, "Hidden frames before the targets.")
     flags.DEFINE_integer("target_frames", 3, "Target frames at the end.")
     app.run(main)
