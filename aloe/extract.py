@@ -35,6 +35,7 @@ from aloe import tasks
 from aloe.data import cater_latents
 from aloe.data import latents as latents_lib
 from aloe.data import pipeline
+from aloe.data import vocab as vocab_lib
 from aloe.models import monet as monet_lib
 from aloe.tasks import monet as monet_task
 
@@ -99,7 +100,36 @@ def extract(config: ml_collections.ConfigDict, workdir: str) -> dict[str, int]:
         if labels:
             cater_latents.write_labels(ex.out, store_split, labels)
         _copy_questions(ex, tfds_split, store_split)
+    if ex.questions_dir and jax.process_index() == 0:
+        write_vocab(ex.out, [store for _, store in split_pairs(ex.splits)])
     return written
+
+
+def write_vocab(out: str, store_splits: list[str]) -> vocab_lib.Vocab:
+    """Writes `{out}/vocab.json`, the vocabulary ALOE reads these latents' questions with.
+
+    The release vocabulary (`vocab.release_vocab`, DESIGN.md §4) when every word
+    and answer of the splits' question files is in it, else one built from all
+    of them, so training and evaluation on the store agree on every answer. An
+    existing `vocab.json` is kept.
+    """
+    path = os.path.join(out, "vocab.json")
+    if os.path.exists(path):
+        logging.info("Keeping the existing %s.", path)
+        return vocab_lib.Vocab.load(path)
+    files = [p for p in (os.path.join(out, f"{s}.json") for s in store_splits)
+             if os.path.exists(p)]
+    built = vocab_lib.Vocab.build(files)
+    release = vocab_lib.release_vocab()
+    fits = (built.word_ids.keys() <= release.word_ids.keys()
+            and built.answer_classes.keys() <= release.answer_classes.keys())
+    vocab = release if fits else built
+    vocab.save(path + ".tmp")
+    os.replace(path + ".tmp", path)
+    logging.info("Wrote %s: %s (%d words, %d answers).", path,
+                 "the release vocabulary" if fits else "built from " + ", ".join(files),
+                 len(vocab.word_ids), vocab.num_answers)
+    return vocab
 
 
 def cater_key(dataset: str, video_name: bytes) -> str:

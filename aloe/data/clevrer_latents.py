@@ -65,7 +65,8 @@ class ClevrerLatentData:
                  labeled_fraction: float = 1.0, labeled_seed: int = 0,
                  process_index: int = 0, process_count: int = 1,
                  arrays_root: str | os.PathLike | None = None,
-                 dtype: np.dtype = np.float32, preload: bool = True):
+                 dtype: np.dtype = np.float32, preload: bool = True,
+                 answers_outside_vocab: str = "error"):
         """Parses `{root}/{split}.json` and opens the per-scene arrays of its scenes.
 
         Args:
@@ -83,6 +84,8 @@ class ClevrerLatentData:
             frame store.
           dtype: their dtype (float32 latents, uint8 frames).
           preload: read every array now (else read each batch's frames from disk).
+          answers_outside_vocab: 'error' or 'count' (evaluation splits: such an
+            answer becomes `questions.OUTSIDE_VOCAB`, never trained on, always wrong).
 
         Raises:
           ValueError / FileNotFoundError: a malformed question file, a missing or
@@ -101,7 +104,8 @@ class ClevrerLatentData:
         self.question_file = os.path.join(self.root, f"{split}.json")
         self.questions = questions_lib.load_questions(
             self.question_file, vocab, max_question_len=max_question_len,
-            max_choice_len=max_choice_len, max_choices=max_choices, unknown=unknown_words)
+            max_choice_len=max_choice_len, max_choices=max_choices, unknown=unknown_words,
+            answers_outside_vocab=answers_outside_vocab)
         self.scene_indices = self.questions.scene_indices()
         if not len(self.scene_indices):
             raise ValueError(f"{self.question_file}: the file holds no questions.")

@@ -29,6 +29,8 @@ DESCRIPTIVE = "descriptive"
 MC_QUESTION_TYPES: tuple[str, ...] = tuple(MC_TYPES)
 CHOICE_LABELS = {"correct": 1, "wrong": 0}
 UNKNOWN = -1
+OUTSIDE_VOCAB = -2  # An answer the vocabulary lacks, kept (answers_outside_vocab='count').
+ANSWERS_OUTSIDE_VOCAB = ("error", "count")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +136,8 @@ def _field(entry: Any, name: str, kind: type, where: str) -> Any:
 
 def parse_questions(scenes: Any, vocab: Vocab, *, source: str = "<questions>",
                     max_question_len: int = 20, max_choice_len: int = 12, max_choices: int = 4,
-                    unknown: str | None = None) -> QuestionSet:
+                    unknown: str | None = None,
+                    answers_outside_vocab: str = "error") -> QuestionSet:
     """Encodes the decoded JSON of a question file.
 
     Args:
@@ -145,6 +148,8 @@ def parse_questions(scenes: Any, vocab: Vocab, *, source: str = "<questions>",
       max_choice_len: Lc, the padded choice length (the release's is 12).
       max_choices: C, the number of choice slots per question.
       unknown: unknown-word policy for `vocab.encode`; default: the vocabulary's.
+      answers_outside_vocab: 'error' (raise) or 'count' (the answer becomes
+        `OUTSIDE_VOCAB`, which no prediction matches: for evaluation splits).
 
     Returns:
       The descriptive and multiple-choice questions, in file order.
@@ -157,6 +162,9 @@ def parse_questions(scenes: Any, vocab: Vocab, *, source: str = "<questions>",
     """
     if not isinstance(scenes, list):
         raise ValueError(f"{source}: expected a JSON list of scenes, got {type(scenes).__name__}.")
+    if answers_outside_vocab not in ANSWERS_OUTSIDE_VOCAB:
+        raise ValueError(f"answers_outside_vocab must be one of {ANSWERS_OUTSIDE_VOCAB}, got "
+                         f"{answers_outside_vocab!r}.")
     desc: dict[str, list] = {k: [] for k in ("scene_index", "question_id", "question", "answer",
                                              "question_subtype")}
     mc: dict[str, list] = {k: [] for k in ("scene_index", "question_id", "question_type",
@@ -185,8 +193,12 @@ def parse_questions(scenes: Any, vocab: Vocab, *, source: str = "<questions>",
                 tokens = vocab.encode(text, max_question_len, unknown=unknown, **location)
                 answer = UNKNOWN
                 if "answer" in question:
-                    answer = vocab.answer_to_class(
-                        _field(question, "answer", str, where()), **location)
+                    text_answer = _field(question, "answer", str, where())
+                    if (answers_outside_vocab == "count"
+                            and text_answer not in vocab.answer_classes):
+                        answer = OUTSIDE_VOCAB
+                    else:
+                        answer = vocab.answer_to_class(text_answer, **location)
                 subtype = question.get("question_subtype", "")
                 if not isinstance(subtype, str):
                     raise ValueError(f"{where()}: field 'question_subtype' must be str, got "
@@ -258,13 +270,14 @@ def _parse_choices(question: dict, where: _Where, vocab: Vocab, max_choice_len: 
 
 def load_questions(path: str | os.PathLike, vocab: Vocab, *, max_question_len: int = 20,
                    max_choice_len: int = 12, max_choices: int = 4,
-                   unknown: str | None = None) -> QuestionSet:
+                   unknown: str | None = None,
+                   answers_outside_vocab: str = "error") -> QuestionSet:
     """Reads and encodes a CLEVRER question file; see `parse_questions`."""
     path = os.fspath(path)
     return parse_questions(read_json(path), vocab, source=path,
                            max_question_len=max_question_len,
                            max_choice_len=max_choice_len, max_choices=max_choices,
-                           unknown=unknown)
+                           unknown=unknown, answers_outside_vocab=answers_outside_vocab)
 
 
 def question_type_names(codes: Sequence[int]) -> list[str]:

@@ -38,6 +38,7 @@ from aloe import augment
 from aloe.analysis import counterfactual
 from aloe.clevrer import metrics as clevrer_metrics
 from aloe.data import clevrer_latents
+from aloe.data import questions as questions_lib
 from aloe.data import vocab as vocab_lib
 from aloe.models import aloe as aloe_model
 from aloe.tasks import auxiliary
@@ -98,6 +99,8 @@ class ClevrerTask:
                 max_choices=d.max_choices, unknown_words=d.unknown_words, seed=self.config.seed,
                 labeled_fraction=d.labeled_fraction, labeled_seed=d.labeled_seed,
                 process_index=self.process_index, process_count=self.process_count,
+                # An evaluation answer the vocabulary lacks is counted (always wrong).
+                answers_outside_vocab="error" if split == d.train_split else "count",
                 arrays_root=d.frames_root if self.pixels else None,
                 dtype=np.uint8 if self.pixels else np.float32, preload=not self.pixels)
             self._check_arrays(data)
@@ -249,13 +252,16 @@ class ClevrerTask:
             json.dump(predictions, f)
         with open(os.path.join(out_dir, f"answers_{tag}.json"), "w") as f:
             json.dump(self._answers_with_probabilities(records, answers), f)
-        desc_known = records["desc_answer"] >= 0
+        desc_known = records["desc_answer"] != questions_lib.UNKNOWN
         mc_known = (records["mc_labels"] >= 0).all(axis=1)
         results = clevrer_metrics.clevrer_metrics(
             desc_pred[desc_known], records["desc_answer"][desc_known],
             mc_pred_correct[mc_known], records["mc_labels"][mc_known],
             records["mc_mask"][mc_known], records["mc_type"][mc_known])
         results["num_unanswered"] = int((~desc_known).sum() + (~mc_known).sum())
+        # Answers outside the vocabulary count as wrong in `descriptive`.
+        results["num_answers_outside_vocab"] = int(
+            (records["desc_answer"] == questions_lib.OUTSIDE_VOCAB).sum())
         e = self.config.eval
         if e.get("clevrer_questions") and e.get("clevrer_annotations"):
             report = counterfactual.difficulty_report(e.clevrer_questions, e.clevrer_annotations,
