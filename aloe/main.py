@@ -114,7 +114,10 @@ def main(argv):
         if config.eval.after_training:
             evaluate.evaluate(config, workdir, params=state.params, step=int(state.step))
     elif _MODE.value == "eval":
-        evaluate.evaluate(config, workdir, step=_STEP.value)
+        try:
+            evaluate.evaluate(config, workdir, step=_STEP.value)
+        except FileNotFoundError as e:  # E.g. no checkpoint --step; the message names those there.
+            raise SystemExit(f"aloe.main: {e}") from None
     else:
         from aloe import extract  # pylint: disable=g-import-not-at-top
         written = extract.extract(config, workdir)

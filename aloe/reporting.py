@@ -89,8 +89,8 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Progress lines of a loop: '{name}: 12/40 batches, 2.1/s, ETA 0:00:13'.
 
-    A line is logged at the first update, then at most every `every_seconds`,
-    and by `done()`. Without `total` the line has no ETA.
+    A line is logged every `every_seconds` while it runs, and one by `done()`.
+    Without `total` the lines have no ETA.
     """
 
     def __init__(self, name: str, total: Optional[int] = None, *, unit: str = "batches",
@@ -98,26 +98,26 @@ class Progress:
         self.name, self.total, self.unit, self.every = name, total, unit, every_seconds
         self.count = 0
         self.start = time.time()
-        self._last: Optional[float] = None
+        self._last = self.start
 
     def update(self, count: int = 1) -> None:
         """Counts `count` more items; logs a line when one is due."""
         self.count += count
         now = time.time()
-        if self._last is None or now - self._last >= self.every:
+        if now - self._last >= self.every:
             self._last = now
             logging.info("%s", self.line(now))
 
-    def line(self, now: Optional[float] = None) -> str:
+    def line(self, now: Optional[float] = None, *, eta: bool = True) -> str:
         """The progress line at time `now`."""
         elapsed = max((now or time.time()) - self.start, 1e-9)
         rate = self.count / elapsed
         of = f"/{self.total}" if self.total else ""
         text = f"{self.name}: {self.count}{of} {self.unit}, {rate:.2f}/s"
-        if self.total:
+        if self.total and eta:
             text += f", ETA {format_duration((self.total - self.count) / max(rate, 1e-9))}"
         return text + f", elapsed {format_duration(elapsed)}"
 
     def done(self) -> None:
         """Logs the final line."""
-        logging.info("%s (done)", self.line())
+        logging.info("%s (done)", self.line(eta=False))

@@ -17,7 +17,10 @@
 #   PORT                 coordinator port (default: a free one).
 #   LOG_DIR              if set, process i writes to $LOG_DIR/process_i.log instead
 #                        of the terminal.
-#   PYTHON               interpreter (default: python3).
+#   PYTHON               interpreter. Default: the active virtual environment's
+#                        ($VIRTUAL_ENV/bin/python), else the repository's .venv
+#                        (made by the README's set-up), else python3. The script
+#                        says which one it uses.
 #   KILL_GRACE_SECONDS   seconds between SIGTERM and SIGKILL on failure (default 10).
 #   JAX_PLATFORMS        default cpu; set it to run on local accelerators instead.
 
@@ -34,9 +37,18 @@ shift
 
 devices="${DEVICES_PER_PROCESS:-1}"
 [[ "$devices" =~ ^[1-9][0-9]*$ ]] || { echo "$0: DEVICES_PER_PROCESS must be a positive integer, got '$devices'" >&2; exit 2; }
-python="${PYTHON:-python3}"
 grace="${KILL_GRACE_SECONDS:-10}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ -n "${PYTHON:-}" ]]; then
+  python="$PYTHON" python_from="\$PYTHON"
+elif [[ -n "${VIRTUAL_ENV:-}" && -x "${VIRTUAL_ENV}/bin/python" ]]; then
+  python="${VIRTUAL_ENV}/bin/python" python_from="the active virtual environment"
+elif [[ -x "${repo}/.venv/bin/python" ]]; then
+  python="${repo}/.venv/bin/python" python_from="the repository's .venv"
+else
+  python="python3" python_from="no \$PYTHON, virtual environment or .venv found"
+fi
+echo "$0: using ${python} (${python_from})" >&2
 
 if [[ -n "${PORT:-}" ]]; then
   port="$PORT"
