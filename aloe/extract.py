@@ -6,7 +6,8 @@ every video of the configured splits and writes what ALOE trains on:
 - CLEVRER (`data.dataset` 'clevrer'): the release layout of `aloe.data.latents`,
   `{out}/{split}/{scene_index}.npz` float32 `[frames, K, d]`, plus the question
   files copied from `extract.questions_dir` (`train.json` for the train split,
-  `validation.json` -> `valid.json`, ...);
+  `validation.json` -> `valid.json`, ...) and the vocabulary to read them with,
+  `vocab.json` (`write_vocab`);
 - CATER ('cater/...'): `aloe.data.cater_latents`, `{out}/{split}/{variant}/{name}.npy`
   and `{out}/{split}_labels.json` for every variant of `extract.datasets`.
 

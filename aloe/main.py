@@ -5,11 +5,18 @@ r"""Command-line entry point.
       --config.eval.split=valid
 
 Config fields can be overridden on the command line (`--config.train.steps=100`);
-a misspelt field is an error. `--mode=train` trains (resuming from the latest
-checkpoint in the workdir) and then evaluates the final parameters when
+a misspelt field is an error. `--mode=train` trains (resuming from the newest
+readable checkpoint in the workdir) and then evaluates the final parameters when
 `config.eval.after_training` is set; `--mode=eval` evaluates a checkpoint;
 `--mode=extract` (MONet configs) writes the latents of every video with the
-workdir's MONet (`aloe/extract.py`).
+workdir's MONet (`aloe/extract.py`). Eval and extract read the workdir's
+`config.json` and change only the fields overridden on the command line;
+resuming with changed optimisation fields needs `--allow_config_change`
+(`aloe/run_config.py`).
+
+Exit status: 0 when the run finished; `checkpointing.STOPPED_EXIT_STATUS` (143,
+128 + SIGTERM) when it stopped on a signal after saving a checkpoint (requeue
+it: the same command resumes); anything else is a failure.
 
 Multi-host: every process runs the same command with `--distributed` (Cloud TPU
 VMs, SLURM and Open MPI are detected automatically) or with the explicit
