@@ -44,6 +44,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from aloe import reporting
 from aloe.analysis import figures
 from aloe.analysis import inputs as inputs_lib
 from aloe.models import aloe as aloe_model
@@ -350,6 +351,7 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
+    reporting.configure_logging()  # Only warnings from orbax and tfds.
     inputs = inputs_lib.command_inputs(f.config, f.workdir, f.monet_config, f.monet_workdir,
                                        f.split, f.scene, f.question_id, f.choice_id, f.frames_npy)
     result = analyse_attention(
