@@ -183,6 +183,20 @@ def test_frames_are_uniform_over_the_video(root):
     assert counts.min() > 0.7 * expected and counts.max() < 1.3 * expected
 
 
+def test_strided_training_frames(root):
+    data = ClevrerLatentData(root, "train", VOCAB, num_frames=25, train_frames="strided")
+    batch = data.train_batch(5, 32, 8, 8)
+    for kind in ("descriptive", "multiple_choice", "auxiliary"):
+        _, frames = _source(batch[kind]["latents"])
+        np.testing.assert_array_equal(np.diff(frames, axis=1), 5)
+        assert frames[:, 0].min() >= 0 and frames[:, 0].max() <= 7
+    starts = _source(batch["descriptive"]["latents"])[1][:, 0]
+    assert len(np.unique(starts)) > 1
+    # Evaluation is unchanged: stride 5 from frame 0.
+    evaluated = next(iter(data.eval_batches(4)))["descriptive"]["latents"]
+    np.testing.assert_array_equal(_source(evaluated)[1][0], np.arange(25) * 5)
+
+
 @pytest.mark.parametrize("process_count", [1, 2, 3])
 def test_eval_visits_every_question_once_in_lockstep(root, process_count):
     data = [ClevrerLatentData(root, "train", VOCAB, num_frames=25, process_index=p,

@@ -29,6 +29,28 @@ def test_sampled_frames_are_distinct_sorted_and_in_range():
     assert np.abs(counts / 3000 - 1 / 3).max() < 0.04
 
 
+def test_strided_frames_use_the_evaluation_stride_from_every_start():
+    frames = sampling.strided_frames(np.random.default_rng(2), 4000, 128, 25)
+    assert frames.shape == (4000, 25)
+    np.testing.assert_array_equal(np.diff(frames, axis=1), 5)  # 128 // 25
+    starts = frames[:, 0]
+    # Starts 0..7 (the last frame 120 + start stays below 128), each about equally often.
+    np.testing.assert_array_equal(np.unique(starts), np.arange(8))
+    assert np.abs(np.bincount(starts) / 4000 - 1 / 8).max() < 0.03
+    np.testing.assert_array_equal(frames[starts == 0][0], sampling.evenly_spaced_frames(128, 25))
+    np.testing.assert_array_equal(sampling.strided_frames(np.random.default_rng(0), 3, 25, 25),
+                                  np.broadcast_to(np.arange(25), (3, 25)))
+    with pytest.raises(ValueError, match="num_frames must lie in 1..128"):
+        sampling.strided_frames(np.random.default_rng(0), 1, 128, 129)
+
+
+def test_train_frame_samplers_by_name():
+    assert sampling.train_frame_sampler("random") is sampling.sample_frames
+    assert sampling.train_frame_sampler("strided") is sampling.strided_frames
+    with pytest.raises(ValueError, match="train_frames must be one of"):
+        sampling.train_frame_sampler("sorted")
+
+
 @pytest.mark.parametrize("num_rows, count", [(10, 3), (2, 4), (0, 2), (7, 1)])
 def test_process_shares_cover_every_row_once(num_rows, count):
     shares = [sampling.ProcessShard(index, count).rows(num_rows) for index in range(count)]

@@ -66,7 +66,8 @@ class ClevrerLatentData:
                  process_index: int = 0, process_count: int = 1,
                  arrays_root: str | os.PathLike | None = None,
                  dtype: np.dtype = np.float32, preload: bool = True,
-                 answers_outside_vocab: str = "error"):
+                 answers_outside_vocab: str = "error",
+                 train_frames: str = "random"):
         """Parses `{root}/{split}.json` and opens the per-scene arrays of its scenes.
 
         Args:
@@ -86,6 +87,9 @@ class ClevrerLatentData:
           preload: read every array now (else read each batch's frames from disk).
           answers_outside_vocab: 'error' or 'count' (evaluation splits: such an
             answer becomes `questions.OUTSIDE_VOCAB`, never trained on, always wrong).
+          train_frames: the training frame sampler, "random" or "strided"
+            (`sampling.TRAIN_FRAME_SAMPLERS`); evaluation always reads
+            `sampling.evenly_spaced_frames`.
 
         Raises:
           ValueError / FileNotFoundError: a malformed question file, a missing or
@@ -93,6 +97,7 @@ class ClevrerLatentData:
             inconsistent arguments.
         """
         self.shard = sampling.ProcessShard(process_index, process_count)
+        self._sample_frames = sampling.train_frame_sampler(train_frames)
         if unknown_words == "unk" and vocab.unk_id is None:
             raise ValueError("unknown_words='unk' needs a vocabulary that reserves '<unk>' "
                              "(load or build it with unknown='unk').")
@@ -196,10 +201,10 @@ class ClevrerLatentData:
         rng = np.random.default_rng([self.seed, step])
         desc_rows = self._desc_answered[rng.integers(0, max(1, len(self._desc_answered)),
                                                      descriptive_size)]
-        desc_frames = sampling.sample_frames(rng, descriptive_size, self.total_frames,
-                                             self.num_frames)
+        desc_frames = self._sample_frames(rng, descriptive_size, self.total_frames,
+                                          self.num_frames)
         mc_rows = self._mc_answered[rng.integers(0, max(1, len(self._mc_answered)), mc_size)]
-        mc_frames = sampling.sample_frames(rng, mc_size, self.total_frames, self.num_frames)
+        mc_frames = self._sample_frames(rng, mc_size, self.total_frames, self.num_frames)
         batch = {
             "descriptive": self._descriptive(desc_rows[desc_local], desc_frames[desc_local]),
             "multiple_choice": self._multiple_choice(mc_rows[mc_local], mc_frames[mc_local]),
@@ -210,8 +215,8 @@ class ClevrerLatentData:
                 raise ValueError(f"{self.question_file}: the auxiliary sub-batch takes its "
                                  f"questions from descriptive ones, and there are none.")
             aux_rows = rng.integers(0, len(self.questions.descriptive), auxiliary_size)
-            aux_frames = sampling.sample_frames(rng, auxiliary_size, self.total_frames,
-                                                self.num_frames)
+            aux_frames = self._sample_frames(rng, auxiliary_size, self.total_frames,
+                                             self.num_frames)
             aux = self._descriptive(aux_rows[aux_local], aux_frames[aux_local])
             batch["auxiliary"] = {"latents": aux["latents"], "question": aux["question"]}
         return batch

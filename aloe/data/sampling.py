@@ -1,8 +1,10 @@
 """Which rows and frames a process reads: the batching rules every pipeline shares.
 
-Frames: training draws `sample_frames` (distinct, uniform, sorted per row);
-evaluation reads a fixed set, `evenly_spaced_frames` (CLEVRER's stride from
-frame 0) or `spanning_frames` (both ends included, CATER's).
+Frames: training draws `sample_frames` (distinct, uniform, sorted per row: the
+paper's) or `strided_frames` (the evaluation stride from a random start:
+SlotFormer's Aloe), by name through `train_frame_sampler`; evaluation reads a
+fixed set, `evenly_spaced_frames` (CLEVRER's stride from frame 0) or
+`spanning_frames` (both ends included, CATER's).
 
 Processes: a global batch of a training step is drawn identically on every
 process, and each keeps its contiguous slice of rows (`ProcessShard.local`);
@@ -15,7 +17,7 @@ rows.
 
 import dataclasses
 import math
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -25,6 +27,34 @@ def sample_frames(rng: np.random.Generator, batch: int, total_frames: int,
     """int64 `[batch, num_frames]`: per row, distinct frames drawn uniformly, sorted."""
     order = np.argsort(rng.random((batch, total_frames)), axis=1)
     return np.sort(order[:, :num_frames], axis=1)
+
+
+def strided_frames(rng: np.random.Generator, batch: int, total_frames: int,
+                   num_frames: int) -> np.ndarray:
+    """int64 `[batch, num_frames]`: per row `start + arange(num_frames) * stride`.
+
+    The stride is `evenly_spaced_frames`'s, `total_frames // num_frames`, and the
+    start is uniform over every position that keeps the last frame inside the
+    video (CLEVRER: stride 5, start 0..7).
+    """
+    if not 1 <= num_frames <= total_frames:
+        raise ValueError(f"num_frames must lie in 1..{total_frames}, got {num_frames}.")
+    stride = total_frames // num_frames
+    starts = rng.integers(0, total_frames - stride * (num_frames - 1), size=batch)
+    return starts[:, None] + np.arange(num_frames, dtype=np.int64)[None] * stride
+
+
+FrameSampler = Callable[[np.random.Generator, int, int, int], np.ndarray]
+TRAIN_FRAME_SAMPLERS: dict[str, FrameSampler] = {"random": sample_frames,
+                                                 "strided": strided_frames}
+
+
+def train_frame_sampler(name: str) -> FrameSampler:
+    """The training frame sampler called `name` (`TRAIN_FRAME_SAMPLERS`)."""
+    if name not in TRAIN_FRAME_SAMPLERS:
+        raise ValueError(f"train_frames must be one of {tuple(TRAIN_FRAME_SAMPLERS)}, "
+                         f"got {name!r}.")
+    return TRAIN_FRAME_SAMPLERS[name]
 
 
 def evenly_spaced_frames(total_frames: int, num_frames: int) -> np.ndarray:

@@ -45,6 +45,7 @@ from aloe.models.reasoners import TokenLayout
 from aloe.models.reasoners import VARIANTS  # pylint: disable=unused-import
 from aloe.models.reasoners import VariantReasoning
 from aloe.models.reasoners import constant_flags
+from aloe.models.reasoners import model_init
 from aloe.models.reasoners import object_tokens
 
 QUESTION_FLAG = (1.0, 0.0)
@@ -62,6 +63,11 @@ class ALOE(VariantReasoning, kw_only=True):
     Attributes:
       vocab_size: word ids including the padding id 0 (release: 82).
       num_answers: descriptive answer classes (release: 21).
+      answer_logit_offset: unused logits in front of the answer head's outputs;
+        the release's head has 22 outputs for its answer ids 1..21 (offset 1).
+        The head has `answer_logit_offset + num_answers` outputs, and the
+        descriptive logits returned are the last `num_answers` (class c = logit
+        c + offset), so the unused logit takes no part in softmax or loss.
       latent_dim: d, the object latent size; tokens are d + 2 wide.
       num_heads: attention heads; the model width is num_heads * (d + 2).
       num_layers: transformer blocks ("transformer", "resnet").
@@ -77,6 +83,7 @@ class ALOE(VariantReasoning, kw_only=True):
     """
     vocab_size: int
     num_answers: int
+    answer_logit_offset: int = 0
     latent_dim: int = 16
     num_heads: int = 10
     num_layers: int = 28
@@ -93,15 +100,20 @@ class ALOE(VariantReasoning, kw_only=True):
         if self.latent_dim < 3:
             raise ValueError(f"latent_dim must be at least 3 (word embeddings are d-2 wide), "
                              f"got {self.latent_dim}.")
+        if self.answer_logit_offset < 0:
+            raise ValueError(f"answer_logit_offset must be >= 0, got {self.answer_logit_offset}.")
+        init = model_init(self.initialization)
         self.word_embedding = nn.Embed(self.vocab_size, self.latent_dim - 2,
-                                       name="word_embedding")
+                                       embedding_init=init.embedding, name="word_embedding")
         self.cls_token = self.param("cls_token", nn.initializers.zeros, (self.latent_dim + 2,),
                                     jnp.float32)
         self._setup_reasoner()
-        self.descriptive_hidden = nn.Dense(self.head_hidden_dim, name="descriptive_hidden")
-        self.descriptive_output = nn.Dense(self.num_answers, name="descriptive_output")
-        self.choice_hidden = nn.Dense(self.head_hidden_dim, name="choice_hidden")
-        self.choice_output = nn.Dense(1, name="choice_output")
+        dense = lambda size, name: nn.Dense(size, kernel_init=init.head, name=name)
+        self.descriptive_hidden = dense(self.head_hidden_dim, "descriptive_hidden")
+        self.descriptive_output = dense(self.answer_logit_offset + self.num_answers,
+                                        "descriptive_output")
+        self.choice_hidden = dense(self.head_hidden_dim, "choice_hidden")
+        self.choice_output = dense(1, "choice_output")
 
     def _word_tokens(self, words: jax.Array, flag: Sequence[float]) -> jax.Array:
         """words [B, L] int32 -> word tokens [B, L, d+2]."""
@@ -114,8 +126,7 @@ class ALOE(VariantReasoning, kw_only=True):
                   visible: Optional[jax.Array] = None
                   ) -> tuple[jax.Array, Optional[jax.Array], TokenLayout]:
         """Raw tokens `[B, N, d+2]`, their mask `[B, N]` (None without padding mask), layout."""
-        objects = object_tokens(entities, self.latent_dim, visible,
-                                self.mask_embedding if self.auxiliary else None)
+        objects = object_tokens(entities, self.latent_dim, visible, self._mask_vector())
         batch, frames, slots, _ = entities.shape
         pieces = [jnp.broadcast_to(self.cls_token, (batch, 1, self.latent_dim + 2))]
         masks = [jnp.ones((batch, 1), bool)]
@@ -191,7 +202,8 @@ class ALOE(VariantReasoning, kw_only=True):
                               choices.reshape(batch * num_choices, choice_len), QUESTION_FLAG)
 
     def _descriptive_head(self, cls: jax.Array) -> jax.Array:
-        return self.descriptive_output(nn.relu(self.descriptive_hidden(cls)))
+        logits = self.descriptive_output(nn.relu(self.descriptive_hidden(cls)))
+        return logits[..., self.answer_logit_offset:]
 
     def _choice_head(self, cls: jax.Array, batch: int) -> jax.Array:
         return self.choice_output(nn.relu(self.choice_hidden(cls))).reshape(batch, -1)
@@ -332,14 +344,15 @@ class ALOECater(VariantReasoning, kw_only=True):
         self.cls_token = self.param("cls_token", nn.initializers.zeros, (self.latent_dim + 2,),
                                     jnp.float32)
         self._setup_reasoner()
-        self.grid_hidden = nn.Dense(self.head_hidden_dim, name="grid_hidden")
-        self.grid_output = nn.Dense(self.num_classes, name="grid_output")
+        init = model_init(self.initialization)
+        self.grid_hidden = nn.Dense(self.head_hidden_dim, kernel_init=init.head,
+                                    name="grid_hidden")
+        self.grid_output = nn.Dense(self.num_classes, kernel_init=init.head, name="grid_output")
 
     def _encode_entities(self, entities: jax.Array, visible: Optional[jax.Array], *,
                          deterministic: bool) -> tuple[jax.Array, Optional[jax.Array]]:
         batch, frames, slots, _ = entities.shape
-        objects = object_tokens(entities, self.latent_dim, visible,
-                                self.mask_embedding if self.auxiliary else None)
+        objects = object_tokens(entities, self.latent_dim, visible, self._mask_vector())
         cls = jnp.broadcast_to(self.cls_token, (batch, 1, self.latent_dim + 2))
         return self._reason(jnp.concatenate([cls, objects], axis=1), None,
                             TokenLayout(0, frames, slots), deterministic=deterministic)

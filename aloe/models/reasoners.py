@@ -32,13 +32,25 @@ tokens that are not visible (`visible[b, t, k]` False) have their latent
 replaced by a learned `mask_embedding` (the object flag is kept), and a learned
 linear map `latent_prediction` (f) reads predicted latents `[B, T, K, d]` from
 the reasoner's object outputs. The schemes that choose `visible` are in
-`aloe.masking`, the losses in `aloe.losses`.
+`aloe.masking`, the losses in `aloe.losses`. With `full_token_mask` the mask
+vector is the release's `mask`: `d + 2` wide, it replaces the whole object
+token (latent and flag), and it exists even without the auxiliary loss.
+
+Release options (the released model's choices; the module defaults are the
+earlier Flax ones, the paper configs set the release's): `attention_output_bias`,
+`layer_norm_epsilon`, `attention_dropout_rate`, `position_dropout_rate` (see
+`aloe.models.transformer`), `input_dropout_rate` (on the token projection,
+before its ReLU), `initialization` (`MODEL_INITS`: the release's He-initialised
+projection, standard-normal word embedding, Sonnet-default heads and zero mask
+vector, with `transformer.release_tower_init` in the tower) and `full_token_mask`.
 """
 
 import itertools
 from typing import NamedTuple, Optional, Sequence
 
 import flax.linen as nn
+from flax.linen.linear import default_embed_init
+from flax.linen.linear import default_kernel_init
 import jax
 import jax.numpy as jnp
 
@@ -47,6 +59,34 @@ from aloe.models import transformer
 
 _OBJECT_FLAG = (0.0, 1.0)
 VARIANTS = ("transformer", "mlp", "hierarchical", "resnet")
+
+
+class ModelInit(NamedTuple):
+    """Initialisers of the parameters around the reasoner (biases zero, CLS zero)."""
+    projection: transformer.Initializer   # token_projection kernel
+    embedding: transformer.Initializer    # word embedding table
+    head: transformer.Initializer         # answer-head kernels
+    mask: transformer.Initializer         # the mask vector
+
+
+# Per `initialization` (`transformer.INITIALIZATIONS`): Flax's defaults, or the release's
+# (Sonnet): the projection He (variance scaling 2, fan in, truncated normal), the word
+# embedding standard normal, Sonnet's default Linear in the heads, a zero mask vector.
+MODEL_INITS = {
+    "flax": ModelInit(default_kernel_init, default_embed_init, default_kernel_init,
+                      nn.initializers.normal(0.02)),
+    "release": ModelInit(nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal"),
+                         nn.initializers.normal(1.0), transformer.SONNET_LINEAR_INIT,
+                         nn.initializers.zeros),
+}
+
+
+def model_init(initialization: str) -> ModelInit:
+    """The `ModelInit` of an initialisation scheme, with a clear error for an unknown one."""
+    if initialization not in MODEL_INITS:
+        raise ValueError(f"initialization must be one of {tuple(MODEL_INITS)}, "
+                         f"got {initialization!r}.")
+    return MODEL_INITS[initialization]
 
 
 class TokenLayout(NamedTuple):
@@ -65,7 +105,8 @@ def object_tokens(latents: jax.Array, latent_dim: int, visible: Optional[jax.Arr
                   mask_embedding: Optional[jax.Array] = None) -> jax.Array:
     """Object tokens `[B, T*K, d+2]` (frame-major) from latents `[B, T, K, d]`.
 
-    Where `visible` `[B, T, K]` is False the latent is replaced by `mask_embedding` `[d]`.
+    Where `visible` `[B, T, K]` is False the latent is replaced by `mask_embedding`
+    `[d]` (the object flag stays), or the whole token by a `[d + 2]` one.
     """
     if latents.ndim != 4 or latents.shape[-1] != latent_dim:
         raise ValueError(f"latents must be [batch, frames, slots, {latent_dim}], "
@@ -77,11 +118,18 @@ def object_tokens(latents: jax.Array, latent_dim: int, visible: Optional[jax.Arr
                              f"got shape {visible.shape}.")
         if mask_embedding is None:
             raise ValueError("Masking object tokens needs the model built with auxiliary=True.")
-        latents = jnp.where(visible[..., None], latents, mask_embedding)
+        if mask_embedding.shape not in ((latent_dim,), (latent_dim + 2,)):
+            raise ValueError(f"mask_embedding must be [{latent_dim}] or [{latent_dim + 2}], "
+                             f"got shape {mask_embedding.shape}.")
+        if mask_embedding.shape == (latent_dim,):
+            latents = jnp.where(visible[..., None], latents, mask_embedding)
     batch, frames, slots, _ = latents.shape
     objects = latents.reshape(batch, frames * slots, latent_dim)
     flags = constant_flags(_OBJECT_FLAG, (batch, frames * slots))
-    return jnp.concatenate([objects, flags], axis=-1)
+    tokens = jnp.concatenate([objects, flags], axis=-1)
+    if visible is not None and mask_embedding.shape == (latent_dim + 2,):
+        tokens = jnp.where(visible.reshape(batch, frames * slots, 1), tokens, mask_embedding)
+    return tokens
 
 
 def _split_rows(array: Optional[jax.Array], sizes: Sequence[int]) -> list[Optional[jax.Array]]:
@@ -113,6 +161,17 @@ class VariantReasoning(nn.Module, kw_only=True):
       resnet_stem_width: "resnet": channels of the stem convolution.
       resnet_stem_stride: "resnet": stride of the stem convolution.
       resnet_num_groups: "resnet": GroupNorm groups (None: no normalisation).
+      attention_dropout_rate: dropout on the attention weights (release: 0.1).
+      position_dropout_rate: dropout on the position encodings (release: 0.1).
+      input_dropout_rate: dropout on the token projection before its ReLU (release: 0.1).
+      attention_output_bias: a bias on the attention output projections (release).
+      layer_norm_epsilon: of the transformer's LayerNorms (release: Sonnet's 1e-5).
+      initialization: "flax" or "release" (`MODEL_INITS`, `transformer.tower_init`).
+      full_token_mask: the mask vector is `[d + 2]` and replaces the whole object
+        token, and exists without the auxiliary loss too (the release's `mask`).
+
+    The release options reach the transformer of "transformer" and "resnet";
+    the hierarchical reasoner keeps its own defaults.
     """
     variant: str = "transformer"
     mlp_hidden_dim: int = 2048
@@ -126,6 +185,13 @@ class VariantReasoning(nn.Module, kw_only=True):
     resnet_stem_width: int = 32
     resnet_stem_stride: int = 2
     resnet_num_groups: Optional[int] = 8
+    attention_dropout_rate: float = 0.0
+    position_dropout_rate: float = 0.0
+    input_dropout_rate: float = 0.0
+    attention_output_bias: bool = False
+    layer_norm_epsilon: float = 1e-6
+    initialization: str = "flax"
+    full_token_mask: bool = False
 
     def _resnet(self, **kwargs) -> ablations.ResNetEntities:
         return ablations.ResNetEntities(
@@ -150,6 +216,7 @@ class VariantReasoning(nn.Module, kw_only=True):
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}.")
         token_dim = self.latent_dim + 2
         width = self.num_heads * token_dim
+        init = model_init(self.initialization)
         if self.variant == "mlp":
             if self.auxiliary:
                 raise ValueError("variant 'mlp' has no object outputs for the auxiliary loss "
@@ -159,11 +226,18 @@ class VariantReasoning(nn.Module, kw_only=True):
                 output_dim=width, hidden_dim=self.mlp_hidden_dim, num_layers=self.mlp_num_layers,
                 dropout_rate=self.dropout_rate, name="mlp_reasoner")
         else:
-            self.token_projection = nn.Dense(width, name="token_projection")
+            self.token_projection = nn.Dense(width, kernel_init=init.projection,
+                                             name="token_projection")
+            self.input_dropout = transformer.Dropout(self.input_dropout_rate)
         if self.variant in ("transformer", "resnet"):
             self.transformer = transformer.RelativeTransformer(
                 num_layers=self.num_layers, num_heads=self.num_heads, head_dim=token_dim,
-                mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate, name="transformer")
+                mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate,
+                attention_dropout_rate=self.attention_dropout_rate,
+                position_dropout_rate=self.position_dropout_rate,
+                output_bias=self.attention_output_bias,
+                layer_norm_epsilon=self.layer_norm_epsilon,
+                initialization=self.initialization, name="transformer")
         if self.variant == "hierarchical":
             self.hierarchical_reasoner = ablations.HierarchicalReasoner(
                 num_layers_frame=self.frame_num_layers, num_layers_video=self.video_num_layers,
@@ -172,10 +246,13 @@ class VariantReasoning(nn.Module, kw_only=True):
                 name="hierarchical_reasoner")
         if self.variant == "resnet":
             self.resnet_entities = self._resnet(name="resnet_entities")
+        if self.auxiliary or self.full_token_mask:
+            mask_dim = token_dim if self.full_token_mask else self.latent_dim
+            self.mask_embedding = self.param("mask_embedding", init.mask, (mask_dim,),
+                                             jnp.float32)
         if self.auxiliary:
-            self.mask_embedding = self.param("mask_embedding", nn.initializers.normal(0.02),
-                                             (self.latent_dim,), jnp.float32)
-            self.latent_prediction = nn.Dense(self.latent_dim, name="latent_prediction")
+            self.latent_prediction = nn.Dense(self.latent_dim, kernel_init=init.head,
+                                              name="latent_prediction")
 
     def _entities(self, inputs: jax.Array) -> jax.Array:
         """Object latents `[B, T, K, d]`: the inputs, or the ResNet's entities of frames."""
@@ -202,11 +279,19 @@ class VariantReasoning(nn.Module, kw_only=True):
             return (*inputs.shape[:2], self.entities_per_frame(*inputs.shape[2:4]))
         return tuple(inputs.shape[:3])
 
-    def _project(self, tokens: jax.Array) -> jax.Array:
-        """Raw tokens `[B, N, d+2]` -> the reasoner's input (`[B, N, width]`; raw for "mlp")."""
+    def _mask_vector(self) -> Optional[jax.Array]:
+        """The mask vector (`[d]` or `[d + 2]`), None when the model has none."""
+        return self.mask_embedding if self.auxiliary or self.full_token_mask else None
+
+    def _project(self, tokens: jax.Array, *, deterministic: bool) -> jax.Array:
+        """Raw tokens `[B, N, d+2]` -> the reasoner's input (`[B, N, width]`; raw for "mlp").
+
+        ReLU(Dropout(Dense(tokens))): the release's input MLP drops out before its ReLU.
+        """
         if self.variant == "mlp":
             return tokens
-        return nn.relu(self.token_projection(tokens))
+        projected = self.token_projection(tokens)
+        return nn.relu(self.input_dropout(projected, deterministic=deterministic))
 
     def _reason(self, tokens: jax.Array, mask: Optional[jax.Array], layout: TokenLayout, *,
                 deterministic: bool) -> tuple[jax.Array, Optional[jax.Array]]:
@@ -222,8 +307,8 @@ class VariantReasoning(nn.Module, kw_only=True):
           `(CLS-role vector [B, width], object outputs [B, T, K, width])`; the
           object outputs are None for "mlp".
         """
-        return self._reason_projected(self._project(tokens), mask, layout,
-                                      deterministic=deterministic)
+        return self._reason_projected(self._project(tokens, deterministic=deterministic), mask,
+                                      layout, deterministic=deterministic)
 
     def _reason_projected(self, x: jax.Array, mask: Optional[jax.Array], layout: TokenLayout, *,
                           deterministic: bool) -> tuple[jax.Array, Optional[jax.Array]]:
@@ -256,7 +341,8 @@ class VariantReasoning(nn.Module, kw_only=True):
         sizes = [tokens.shape[0] for tokens, _, _ in sequences]
         masks = [m for _, m, _ in sequences]
         cls, objects = self._reason_projected(
-            jnp.concatenate([self._project(t) for t, _, _ in sequences], axis=0),
+            jnp.concatenate([self._project(t, deterministic=deterministic)
+                             for t, _, _ in sequences], axis=0),
             None if masks[0] is None else jnp.concatenate(masks, axis=0), layouts[0],
             deterministic=deterministic)
         return list(zip(_split_rows(cls, sizes), _split_rows(objects, sizes)))

@@ -102,7 +102,8 @@ class ClevrerTask:
                 # An evaluation answer the vocabulary lacks is counted (always wrong).
                 answers_outside_vocab="error" if split == d.train_split else "count",
                 arrays_root=d.frames_root if self.pixels else None,
-                dtype=np.uint8 if self.pixels else np.float32, preload=not self.pixels)
+                dtype=np.uint8 if self.pixels else np.float32, preload=not self.pixels,
+                train_frames=d.get("train_frames", "random"))
             self._check_arrays(data)
             self._splits[split] = data
         return self._splits[split]
@@ -200,7 +201,14 @@ class ClevrerTask:
     # Evaluation.
 
     def eval_batches(self, split: str) -> Iterator[dict[str, Any]]:
-        return self.data(split).eval_batches(self.config.eval.batch_size)
+        """The split's evaluation batches; slots permuted with `eval.shuffle_objects`."""
+        batches = self.data(split).eval_batches(self.config.eval.batch_size)
+        if not self.config.eval.get("shuffle_objects", False):
+            return batches
+        if self.pixels:
+            raise ValueError("config.eval.shuffle_objects permutes object slots; variant "
+                             "'resnet' reads image rows there: turn it off.")
+        return shuffled_slots(batches, self.config.seed)
 
     def predict(self, params: PyTree, batch: dict[str, Any]) -> dict[str, jax.Array]:
         desc, mc = batch["descriptive"], batch["multiple_choice"]
@@ -299,6 +307,23 @@ class ClevrerTask:
                          "question_type": clevrer_metrics.MC_TYPES[int(records["mc_type"][i])],
                          "choices": choices})
         return rows
+
+
+def shuffled_slots(batches: Iterator[dict[str, Any]], seed: int) -> Iterator[dict[str, Any]]:
+    """The batches with the slots of each sub-batch's latents permuted, as the release does.
+
+    The release shuffles the object axis at inference with one permutation per
+    model call (shared by the rows and frames of a batch). Here each evaluation
+    batch draws one permutation for its descriptive and one for its
+    multiple-choice latents `[B, T, K, d]`, from a generator seeded by `seed`, so
+    the evaluation is repeatable and the same on every process.
+    """
+    rng = np.random.default_rng([seed, 0x5107])
+    for batch in batches:
+        for kind in ("descriptive", "multiple_choice"):
+            latents = batch[kind]["latents"]
+            batch[kind]["latents"] = latents[:, :, rng.permutation(latents.shape[2])]
+        yield batch
 
 
 def multiple_choice_loss(logits: jax.Array, labels: jax.Array,
