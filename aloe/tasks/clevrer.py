@@ -210,6 +210,10 @@ class ClevrerTask:
                              "'resnet' reads image rows there: turn it off.")
         return shuffled_slots(batches, self.config.seed)
 
+    def num_eval_batches(self, split: str) -> int:
+        """How many batches `eval_batches(split)` yields (for progress lines)."""
+        return self.data(split).num_eval_batches(self.config.eval.batch_size)
+
     def predict(self, params: PyTree, batch: dict[str, Any]) -> dict[str, jax.Array]:
         desc, mc = batch["descriptive"], batch["multiple_choice"]
         desc_logits, mc_logits = self._apply(
