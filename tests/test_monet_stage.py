@@ -1,5 +1,6 @@
 """MONet pretraining through the trainer, evaluation with ARI, and latent extraction."""
 
+import collections
 import json
 import os
 import pathlib
@@ -79,7 +80,7 @@ def test_frames_replay_by_step(data):
 def test_train_evaluate_and_extract(data, tmp_path):
     root, data_dir = data
     workdir = str(tmp_path / "monet")
-    config = make_config(root, data_dir)
+    config = make_config(root, data_dir, **{"train.eval_every": 2})
     state = train.train(config, workdir)
     assert int(state.step) == 4
     # TensorBoard images at each checkpoint: input | reconstruction, and the slot masks.
@@ -89,13 +90,19 @@ def test_train_evaluate_and_extract(data, tmp_path):
     assert images["monet/masks"].shape == (4, 64, 4 * 64, 3)
     np.testing.assert_allclose(images["monet/reconstruction"][:, :, :64] / 255,
                                task.train_batch(0)["image"][:4], atol=1 / 255)
-    tags = set()
+    tags = collections.defaultdict(list)
     for name in os.listdir(workdir):
         if name.startswith("events.out.tfevents"):
             for event in tf.compat.v1.train.summary_iterator(os.path.join(workdir, name)):
-                tags.update(value.tag for value in event.summary.value)
-    assert {"monet/reconstruction", "monet/masks", "train/loss"} <= tags, tags
-    results = evaluate.evaluate(config, workdir, split="validation")
+                for value in event.summary.value:
+                    tags[value.tag].append((event.step, value.simple_value))
+    assert {"monet/reconstruction", "monet/masks", "train/loss"} <= set(tags), tags
+    # Validation every 2 steps: the evaluation's metrics (ARI included) and pictures.
+    for name in ("valid/fg_ari", "valid/loss", "valid/monet/reconstruction", "valid/monet/masks"):
+        assert [step for step, _ in tags[name]] == [2, 4], (name, tags[name])
+    results = evaluate.evaluate(config, workdir)  # eval.split 'valid': tfds 'validation'.
+    assert os.path.exists(os.path.join(workdir, "eval_valid_4.json"))
+    assert tags["valid/fg_ari"][-1][1] == pytest.approx(results["fg_ari"], abs=1e-6)
     for name in ("loss", "reconstruction_mse", "fg_ari", "fg_ari_one_slot"):
         assert np.isfinite(results[name]), (name, results)
     assert results["num_frames"] == 4
