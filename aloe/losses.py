@@ -98,6 +98,14 @@ def auxiliary_contrastive(pred: jax.Array, target: jax.Array, tau: jax.Array, *,
     The loss is the softmax cross-entropy of the positive, averaged over the target
     tokens of the batch.
 
+    Chance is ln(N) for N candidates (`frames * slots`, or `slots` for
+    "same_frame"): a predictor that ignores its context settles there (exactly
+    ln N when every logit is equal, e.g. dot products of predictions near 0), so
+    a value near ln N early in training means nothing is learned yet. The
+    logits' scale is the latents' (dot) or at most 1 / temperature (cosine): with
+    cosine at temperature 1 the loss cannot fall much below ln N - 2, and a
+    temperature near 0.1 is needed (tests/test_losses.py trains both).
+
     Args:
       pred: predicted latents `[batch, frames, slots, d]`.
       target: true latents `[batch, frames, slots, d]` (gradient stopped).

@@ -329,6 +329,16 @@ def scheme_parameters(scheme: str) -> tuple[str, ...]:
                  if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
+def parameter_types() -> dict[str, type]:
+    """Every keyword parameter of any scheme and the type of its default, e.g. `buffer: int`."""
+    types = {}
+    for function in SCHEMES.values():
+        for name, p in inspect.signature(function).parameters.items():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                types[name] = type(p.default)
+    return types
+
+
 def make_masks(scheme: str, rng: jax.Array, frames: int, slots: int, **params) -> Masks:
     """Draws the masks of one example with the scheme named `scheme`.
 

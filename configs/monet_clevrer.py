@@ -28,6 +28,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.train_split = "train"
     config.data.frames_per_video = 16  # Frames taken per video visit before reshuffling.
     config.data.masks_dir = ""       # Generator instance masks ({root}/masks) for the ARI.
+    config.data.frames_root = ""     # A frame store (aloe.data.frame_store): batches by step,
+                                     # resume without re-reading; empty: the tfds stream.
 
     config.model = ml_collections.ConfigDict()
     config.model.num_slots = 8       # K; slot 0 is the background.

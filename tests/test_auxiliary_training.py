@@ -81,6 +81,50 @@ def test_auxiliary_loss_learns_to_predict_hidden_objects(toy_root, tmp_path):
     assert error < 0.3 * baseline, (error, baseline)
 
 
+@pytest.mark.slow
+def test_contrastive_loss_learns_to_pick_hidden_objects(toy_root, tmp_path):
+    # As above with the InfoNCE loss (dot product, temperature 1, all frames'
+    # tokens as candidates): on held-out videos it ends far below chance, ln(T * K),
+    # which is what a model that ignores the context (predictions ~ 0) scores.
+    config = make_config(toy_root, **{
+        "auxiliary.weight": 1.0, "auxiliary.batch": 16, "auxiliary.scheme": "a",
+        "auxiliary.loss": "contrastive", "train.steps": 300, "train.log_every": 100,
+        "train.checkpoint_every": 300, "train.permute_slots": False, "model.num_heads": 4,
+        "model.mlp_dim": 128})
+    state = train.train(config, str(tmp_path))
+    task = tasks.build(config)
+    held_out = task.data("valid").train_batch(0, 0, 0, 32)["auxiliary"]
+    masks = auxiliary.draw_masks(config, jax.random.key(7), held_out["latents"].shape)
+    predicted = task.model.apply(
+        {"params": jax.device_get(state.params)}, held_out["latents"], held_out["question"],
+        masks.m, deterministic=True, method=aloe_model.ALOE.predict_latents)
+    loss = float(losses.auxiliary_contrastive(predicted, held_out["latents"], masks.tau))
+    chance = np.log(np.prod(held_out["latents"].shape[1:3]))
+    assert loss < 0.8 * chance, (loss, chance)
+
+
+def test_scheme_parameters_are_config_fields_settable_from_the_command_line():
+    from aloe import study  # pylint: disable=g-import-not-at-top
+    config = study.load_config(test_config.__file__, [
+        ("auxiliary.scheme", "e"), ("auxiliary.scheme_params.buffer", "1"),
+        ("auxiliary.scheme_params.target_frames", "2")])
+    assert config.auxiliary.scheme_params.buffer == 1
+    masks = auxiliary.draw_masks(config, jax.random.key(0), (16, 8, 4))
+    hidden_frames = (~masks.m.any(axis=2)).sum(axis=1)  # buffer + targets + buffer.
+    target_frames = masks.tau.any(axis=2).sum(axis=1)
+    np.testing.assert_array_equal(hidden_frames, 4)
+    np.testing.assert_array_equal(target_frames, 2)
+    # Unset fields keep the scheme's defaults (buffer 3 on each side, 3 targets).
+    config = study.load_config(test_config.__file__, [("auxiliary.scheme", "e")])
+    masks = auxiliary.draw_masks(config, jax.random.key(0), (4, 12, 4))
+    np.testing.assert_array_equal((~masks.m.any(axis=2)).sum(axis=1), 9)
+    # A parameter the scheme does not take is an error naming it.
+    config = study.load_config(test_config.__file__, [("auxiliary.scheme_params.mask_prob",
+                                                       "0.3")])
+    with pytest.raises(ValueError, match="mask_prob"):
+        auxiliary.draw_masks(config, jax.random.key(0), (2, 8, 4))
+
+
 def test_figure_configs_cover_the_paper_comparisons():
     from configs import auxiliary_study  # pylint: disable=g-import-not-at-top
     figure4 = auxiliary_study.runs("figure4")

@@ -5,6 +5,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from aloe import losses
@@ -159,3 +160,33 @@ def test_bad_arguments(inputs):
         losses.auxiliary_l2(pred, target, tau[:, :2])
     with pytest.raises(ValueError, match="differs from pred shape"):
         losses.auxiliary_l2(pred, target[..., :3], tau)
+
+
+@pytest.mark.parametrize("similarity,temperature,floor", [
+    ("dot", 1.0, 0.6), ("cosine", 0.1, 0.1), ("cosine", 1.0, 0.9)])
+def test_contrastive_trains_a_predictor_below_chance(similarity, temperature, floor):
+    # A linear map of noisy copies learns to pick its latent among 96 candidates. At
+    # the start (dot products of near-0 predictions) the loss is ln(96), chance, the
+    # value a prediction that ignores its input settles at; training goes far
+    # below it, except that cosine logits lie in [-1, 1] / temperature, so at
+    # temperature 1 the loss cannot fall much under ln(96) - 2 (the third case).
+    batch, frames, slots, dim = 4, 12, 8, 16
+    target = 0.25 * jax.random.normal(jax.random.key(0), (batch, frames, slots, dim))
+    inputs = target + 0.05 * jax.random.normal(jax.random.key(1), target.shape)
+    tau = jnp.ones(target.shape[:3], bool)
+    loss = lambda w: losses.auxiliary_contrastive(inputs @ w, target, tau,
+                                                  similarity=similarity, temperature=temperature)
+    weights = 1e-3 * jax.random.normal(jax.random.key(2), (dim, dim))
+    chance = np.log(frames * slots)
+    if similarity == "dot":  # Cosine normalises even tiny predictions.
+        np.testing.assert_allclose(loss(weights), chance, atol=0.02)
+    tx = optax.adam(1e-2)
+    state = tx.init(weights)
+    step = jax.jit(jax.value_and_grad(loss))
+    for _ in range(300):
+        value, grad = step(weights)
+        updates, state = tx.update(grad, state)
+        weights = optax.apply_updates(weights, updates)
+    assert loss(weights) < floor * chance, float(loss(weights))
+    if similarity == "cosine" and temperature == 1.0:
+        assert loss(weights) > chance - 2.0 / temperature

@@ -11,7 +11,11 @@ Config (`config.auxiliary`):
   weight: λ; 0 turns the auxiliary loss off.
   batch: global size of the unsupervised sub-batch.
   scheme: 'a'..'f' or a scheme name of `aloe.masking.SCHEMES`.
-  scheme_params: keyword parameters of the scheme (e.g. `mask_prob`, `buffer`).
+  scheme_params: keyword parameters of the scheme: every parameter of any scheme
+    (`aloe.masking.parameter_types`) is a typed field, None = the scheme's
+    default, so each can be set from the command line
+    (`--config.auxiliary.scheme_params.buffer=1`); setting one the scheme does
+    not take is an error.
   loss: 'l2' or 'contrastive'.
   contrastive: `negatives` ('all_frames' | 'same_frame'), `temperature`,
     `similarity` ('dot' | 'cosine'); used by the contrastive loss only.
@@ -19,6 +23,7 @@ Config (`config.auxiliary`):
 
 import jax
 import ml_collections
+from ml_collections import config_dict
 
 from aloe import losses
 from aloe import masking
@@ -30,7 +35,9 @@ def defaults() -> ml_collections.ConfigDict:
     config.weight = 0.0            # λ; 0 = no auxiliary loss, no unsupervised sub-batch.
     config.batch = 8               # Global unsupervised sub-batch (videos).
     config.scheme = "a"            # Figure 2: a..f (a = one object per frame, the best).
-    config.scheme_params = ml_collections.ConfigDict()  # e.g. {'buffer': 3}.
+    # Scheme parameters, None = the scheme's default (e.g. buffer 3 for c..f).
+    config.scheme_params = ml_collections.ConfigDict(
+        {name: config_dict.placeholder(kind) for name, kind in masking.parameter_types().items()})
     config.loss = "l2"             # "l2" or "contrastive".
     config.contrastive = ml_collections.ConfigDict()
     config.contrastive.negatives = "all_frames"  # or "same_frame".
@@ -49,8 +56,8 @@ def draw_masks(config: ml_collections.ConfigDict, rng: jax.Array,
     """Masks `(m visible, tau target)`, bool `[B, T, K]`, for latents of `shape[:3]`."""
     batch, frames, slots = shape[:3]
     aux = config.auxiliary
-    return masking.make_batch_masks(aux.scheme, rng, batch, frames, slots,
-                                    **aux.scheme_params.to_dict())
+    params = {name: value for name, value in aux.scheme_params.items() if value is not None}
+    return masking.make_batch_masks(aux.scheme, rng, batch, frames, slots, **params)
 
 
 def loss_and_metrics(config: ml_collections.ConfigDict, predicted: jax.Array,

@@ -1,11 +1,17 @@
 """MONet pretraining on single video frames (the first of ALOE's two stages).
 
-Frames come from a prepared video dataset (`aloe.data.clevrer` or
-`aloe.data.cater`, built with `tfds`) through `aloe.data.pipeline.monet_frames`:
-single 64x64 frames shuffled across videos. That stream is deterministic for a
-seed, so `train_batch(step)` replays exactly: batches are taken in order, and a
-resumed run (or any out-of-order request) rebuilds the stream and skips the
-first `step` batches, which costs reading them again but nothing else.
+Training frames come from one of two sources:
+
+- `data.frames_root` set: a frame store of the dataset (`aloe.data.frame_store`,
+  uint8 `[frames, 64, 64, 3]` per video). Each step's batch is a pure function
+  of (seed, step, process), `train.batch_size` (video, frame) pairs drawn
+  uniformly, as the latent pipelines draw theirs, and only its own frames are
+  read (memory-mapped), so a resumed run reads nothing of the steps it skips.
+- otherwise: the prepared tfds dataset (`aloe.data.clevrer` or
+  `aloe.data.cater`) through `aloe.data.pipeline.monet_frames`, single frames
+  shuffled across videos. That stream is deterministic for a seed, so
+  `train_batch(step)` replays exactly, but a resumed run (or any out-of-order
+  request) rebuilds the stream and reads the first `step` batches again.
 
 Splits are named as in the latent stores ALOE reads: `train`, `valid`, `test`;
 `valid` reads the tfds split `validation` (which is also accepted), so MONet's
@@ -35,7 +41,10 @@ import tensorflow_datasets as tfds
 from aloe import segmentation
 from aloe.data import cater as cater_data  # pylint: disable=unused-import (registers 'cater')
 from aloe.data import clevrer as clevrer_data  # pylint: disable=unused-import (registers)
+from aloe.data import cater_latents
+from aloe.data import latents as latents_lib
 from aloe.data import pipeline
+from aloe.data import sampling
 from aloe.data.sampling import evenly_spaced_frames
 from aloe.models import monet as monet_lib
 
@@ -103,6 +112,7 @@ class MonetTask:
         self._builder: tfds.core.DatasetBuilder | None = None
         self._stream: Iterator[dict[str, np.ndarray]] | None = None
         self._next_step = -1
+        self._frame_store: tuple[latents_lib.LatentStore, list] | None = None
 
     @property
     def builder(self) -> tfds.core.DatasetBuilder:
@@ -117,7 +127,15 @@ class MonetTask:
                                deterministic=True)["params"]
 
     def train_batch(self, step: int) -> dict[str, np.ndarray]:
-        """This process's frames `{'image': [B, H, W, 3]}` of step `step`."""
+        """This process's frames `{'image': [B, H, W, 3]}` of step `step`.
+
+        With `data.frames_root` (a frame store) the batch is a pure function of
+        (seed, step, process) and reads only its own frames (`indexed_batch`);
+        else it comes from the tfds stream, replayed up to `step` when asked out
+        of order.
+        """
+        if self.config.data.get("frames_root"):
+            return self.indexed_batch(step)
         if step != self._next_step:
             stream = pipeline.monet_frames(
                 self.builder, self.config.data.train_split,
@@ -127,6 +145,47 @@ class MonetTask:
             self._stream = itertools.islice(iter(stream), step, None)
         self._next_step = step + 1
         return {"image": next(self._stream)["image"]}
+
+    def frame_store(self) -> tuple[latents_lib.LatentStore, list]:
+        """The training split of the frame store at `data.frames_root`, and its videos.
+
+        Opened on first use; every video's header is checked: uint8
+        `[frames, S, S, 3]`, S the model's image size, the same for all.
+        """
+        if self._frame_store is None:
+            d = self.config.data
+            kind = (cater_latents.CaterLatentStore if d.dataset.startswith("cater")
+                    else latents_lib.LatentStore)
+            store = kind(d.frames_root, d.train_split, dtype=np.uint8)
+            videos = store.scenes()
+            if not videos:
+                raise FileNotFoundError(f"config.data.frames_root: {store.directory} holds no "
+                                        f"videos; write it with `python -m aloe.data.frame_store`.")
+            shape = store.check_headers(videos)
+            size = self.config.model.image_size
+            if len(shape) != 4 or shape[1:] != (size, size, 3):
+                raise ValueError(f"config.data.frames_root: the frames in {store.directory} are "
+                                 f"{shape}, not [frames, {size}, {size}, 3] (model.image_size).")
+            self._frame_store = (kind(d.frames_root, d.train_split, shape, dtype=np.uint8),
+                                 videos)
+        return self._frame_store
+
+    def indexed_batch(self, step: int) -> dict[str, np.ndarray]:
+        """`{'image': float32 [B, S, S, 3]}`: this process's rows of step `step`'s frames.
+
+        The global batch is `train.batch_size` (video, frame) pairs drawn
+        uniformly with `default_rng([seed, step])`, as the latent pipelines draw
+        theirs; only this process's rows are read.
+        """
+        store, videos = self.frame_store()
+        size = self.config.train.batch_size
+        rng = np.random.default_rng([self.config.seed, step])
+        rows = rng.integers(0, len(videos), size)
+        frames = rng.integers(0, store.expected_shape[0], size)
+        local = sampling.ProcessShard(self.process_index, self.process_count).local(
+            size, "train.batch_size")
+        picked = store.gather_frames([videos[r] for r in rows[local]], frames[local, None])
+        return {"image": picked[:, 0].astype(np.float32) / 255.0}
 
     def loss(self, params: PyTree, batch: dict[str, Any],
              rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
