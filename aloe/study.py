@@ -2,7 +2,7 @@ r"""A study: train and evaluate several configs and seeds, then tabulate their m
 
   python -m aloe.study --out=studies/table1 \
       --run full=configs/ablations.py:full --run mlp=configs/ablations.py:mlp \
-      --override data.root=/path/to/clevrer_latents --seeds 0,1
+      --override data.root=/path/to/clevrer_latents --seeds 0,1 [--only full:0]
 
 (configs/ablations.py lists the command of the whole Table 1.) Each run NAME and
 seed S trains and evaluates in its own workdir `{out}/NAME/seed_S`, through
@@ -12,7 +12,8 @@ clean absl flags and JAX devices. `--override key=value` becomes
 `--config.key=value` of every run; the seed becomes `--config.seed=S`. A run's
 console output goes to `{workdir}/study.log`.
 
-Resuming: a run whose evaluation file `eval_{eval.split}_{train.steps}.json`
+`--only NAME[:SEED],...` runs a part of the study (the results still list
+every run, unfinished seeds counted as such). Resuming: a run whose evaluation file `eval_{eval.split}_{train.steps}.json`
 exists is finished and skipped; any other run is started again and resumes
 from its latest checkpoint. Each workdir records the arguments of its command
 in `study_command.json`; meeting a workdir whose recorded command differs is
@@ -24,6 +25,15 @@ CLEVRER's `descriptive` and `{type}_per_option` / `{type}_per_question`, or
 CATER's `top1` / `top5` / `l1`), the mean over the finished seeds, with the
 sample standard deviation (ddof = 1) when there are several. `--dry_run`
 prints the commands without running anything.
+
+Options for reading the results: `--prior FILE` (a JSON object of metrics, e.g.
+from `aloe.answer_prior`) adds an "answer prior" row beside the runs;
+`--tables by_type` writes one Markdown table per CLEVRER question type
+(descriptive, explanatory, predictive, counterfactual with its difficulty
+split, then the rest) instead of one wide table; `--split_by FIELD` (CATER)
+adds each run's top-1 / top-5 / L1 over the validation videos whose labels
+entry has `FIELD` true (`_FIELD`) and false (`_not_FIELD`), from its
+predictions file and `{data.root}/{eval.split}_labels.json`.
 """
 
 import argparse
@@ -39,6 +49,10 @@ from typing import Any, Optional, Sequence
 
 from absl import flags
 from ml_collections import config_flags
+import numpy as np
+
+from aloe import answer_prior
+from aloe.cater import grid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Metrics first in this order (paper order), then any others alphabetically.
@@ -61,6 +75,7 @@ class Run:
       workdir: `{out}/{name}/seed_{seed}`.
       eval_file: the evaluation file that marks the run finished.
       args: the `aloe.main` arguments (after `python -m aloe.main`).
+      labels_file: the CATER labels file of the evaluated split ("" for CLEVRER).
     """
     name: str
     config: str
@@ -68,6 +83,7 @@ class Run:
     workdir: str
     eval_file: str
     args: tuple[str, ...]
+    labels_file: str = ""
 
     def command(self) -> list[str]:
         """The full command line."""
@@ -146,7 +162,11 @@ def plan(out: str, runs: Sequence[tuple[str, str]], overrides: Sequence[tuple[st
                                      f"eval_{loaded.eval.split}_{loaded.train.steps}.json")
             args = (f"--config={config}", f"--workdir={workdir}", "--mode=train",
                     f"--config.seed={seed}", *[f"--config.{k}={v}" for k, v in overrides])
-            planned.append(Run(name, config, seed, workdir, eval_file, args))
+            labels_file = ""
+            if loaded.task == "cater":
+                labels_file = os.path.join(os.path.abspath(loaded.data.root),
+                                           f"{loaded.eval.split}_labels.json")
+            planned.append(Run(name, config, seed, workdir, eval_file, args, labels_file))
     return planned
 
 
@@ -183,14 +203,42 @@ def _ordered_metrics(names: set[str]) -> list[str]:
     return known + sorted(names - set(known))
 
 
-def summarize(runs: Sequence[Run]) -> dict[str, Any]:
+def grouped_cater_metrics(run: Run, fields: Sequence[str]) -> dict[str, float]:
+    """top1 / top5 / l1 of a finished CATER run per group of `answer_prior.label_groups`.
+
+    Read from the run's predictions file (`predictions_{split}_{steps}.json`, each
+    video's top-5 cells) and its labels file.
+    """
+    directory, name = os.path.split(run.eval_file)
+    path = os.path.join(directory, "predictions_" + name[len("eval_"):])
+    with open(path, encoding="utf-8") as f:
+        predictions = json.load(f)
+    with open(run.labels_file, encoding="utf-8") as f:
+        entries = json.load(f)
+    missing = [p["name"] for p in predictions if p["name"] not in entries]
+    if missing:
+        raise ValueError(f"{path}: videos {missing[:3]} are not in {run.labels_file}.")
+    names = [p["name"] for p in predictions]
+    # Scores that rank the top-5 cells first, in order; the rest below them.
+    scores = np.zeros((len(predictions), grid.NUM_CELLS))
+    for row, p in enumerate(predictions):
+        scores[row, p["top5"]] = np.arange(len(p["top5"]), 0, -1)
+    labels = np.array([int(p["label"]) for p in predictions])
+    groups = answer_prior.label_groups(entries, names, fields)
+    return {k: v for k, v in answer_prior.split_metrics(scores, labels, groups).items()
+            if any(k.endswith(f"_{f}") for f in fields)}
+
+
+def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
+              split_by: Sequence[str] = ()) -> dict[str, Any]:
     """Mean and spread of each metric of each run name over its finished seeds.
 
     Returns:
       `{'columns': [metric, ...], 'runs': [{'name', 'config', 'seeds',
       'finished_seeds', 'metrics': {metric: {'mean', 'std', 'values'}}}]}`, run
       names in their first order; std is the sample standard deviation (ddof =
-      1), None for one seed.
+      1), None for one seed. With `prior`, a last row named "answer prior"
+      (no seeds) holds its metrics; `split_by` adds the grouped CATER metrics.
     """
     rows: dict[str, dict[str, Any]] = {}
     columns: set[str] = set()
@@ -202,6 +250,8 @@ def summarize(runs: Sequence[Run]) -> dict[str, Any]:
             continue
         with open(run.eval_file, encoding="utf-8") as f:
             results = json.load(f)
+        if split_by:
+            results.update(grouped_cater_metrics(run, split_by))
         row["finished_seeds"].append(run.seed)
         for key, value in results.items():
             if (key in _NOT_METRICS or key.startswith("num_") or isinstance(value, bool)
@@ -209,6 +259,11 @@ def summarize(runs: Sequence[Run]) -> dict[str, Any]:
                 continue
             columns.add(key)
             row["values"].setdefault(key, []).append(float(value))
+    if prior is not None:
+        rows["answer prior"] = {"name": "answer prior", "config": "", "seeds": [],
+                                "finished_seeds": [],
+                                "values": {k: [float(v)] for k, v in prior.items()}}
+        columns.update(prior)
     for row in rows.values():
         values = row.pop("values")
         row["metrics"] = {key: {"mean": _mean(v), "std": _std(v), "values": v}
@@ -227,9 +282,30 @@ def _std(values: Sequence[float]) -> Optional[float]:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def markdown_table(summary: dict[str, Any]) -> str:
-    """`summary` as a Markdown table: `mean ± std` (or the single value) per cell."""
-    columns = summary["columns"]
+_TYPES = ("descriptive", "explanatory", "predictive", "counterfactual")
+
+
+def markdown_by_type(summary: dict[str, Any]) -> str:
+    """One `markdown_table` per CLEVRER question type, then one of the other metrics."""
+    sections, rest = [], list(summary["columns"])
+    for kind in _TYPES:
+        columns = [c for c in summary["columns"] if c == kind or c.startswith(f"{kind}_")]
+        rest = [c for c in rest if c not in columns]
+        if columns:
+            sections.append(f"### {kind}\n\n" + markdown_table(summary, columns))
+    if rest:
+        sections.append("### other metrics\n\n" + markdown_table(summary, rest))
+    return "\n".join(sections)
+
+
+def markdown_table(summary: dict[str, Any], columns: Optional[Sequence[str]] = None) -> str:
+    """`summary` as a Markdown table: `mean ± std` (or the single value) per cell.
+
+    Args:
+      summary: as `summarize` returns it.
+      columns: the metrics to show (default all, `summary['columns']`).
+    """
+    columns = summary["columns"] if columns is None else list(columns)
     lines = ["| run | seeds | " + " | ".join(columns) + " |",
              "|---|---|" + "---|" * len(columns)]
     for row in summary["runs"]:
@@ -242,19 +318,27 @@ def markdown_table(summary: dict[str, Any]) -> str:
                 cells.append(f"{metric['mean']:.4f}")
             else:
                 cells.append(f"{metric['mean']:.4f} ± {metric['std']:.4f}")
-        seeds = f"{len(row['finished_seeds'])}/{len(row['seeds'])}"
+        seeds = f"{len(row['finished_seeds'])}/{len(row['seeds'])}" if row["seeds"] else "–"
         lines.append(f"| {row['name']} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_results(out: str, runs: Sequence[Run]) -> dict[str, Any]:
-    """Writes `{out}/results.json` and `{out}/results.md`; returns the summary."""
-    summary = summarize(runs)
+def write_results(out: str, runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
+                  split_by: Sequence[str] = (), tables: str = "wide") -> dict[str, Any]:
+    """Writes `{out}/results.json` and `{out}/results.md`; returns the summary.
+
+    Args:
+      out: the study folder.
+      runs: the planned runs (unfinished ones count as unfinished seeds).
+      prior, split_by: as in `summarize`.
+      tables: "wide" (one table) or "by_type" (`markdown_by_type`).
+    """
+    summary = summarize(runs, prior, split_by)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
-        f.write(markdown_table(summary))
+        f.write(markdown_by_type(summary) if tables == "by_type" else markdown_table(summary))
     return summary
 
 
@@ -268,6 +352,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="Config override for every run, e.g. train.steps=100 (repeatable).")
     parser.add_argument("--seeds", default="0", help="Comma-separated seeds, e.g. 0,1,2.")
     parser.add_argument("--dry_run", action="store_true", help="Print the commands only.")
+    parser.add_argument("--only", default="",
+                        help="Run only these runs (comma-separated NAME or NAME:SEED); the "
+                             "results still list every run.")
+    parser.add_argument("--prior", default="", help="JSON file of answer-prior metrics.")
+    parser.add_argument("--tables", choices=("wide", "by_type"), default="wide",
+                        help="One wide table, or one per CLEVRER question type.")
+    parser.add_argument("--split_by", default="",
+                        help="CATER: comma-separated boolean fields of the labels file.")
     args = parser.parse_args(argv)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -275,11 +367,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--seeds {args.seeds!r}: expected comma-separated integers.")
     runs = plan(args.out, [_parse_run(r) for r in args.run],
                 [_parse_override(o) for o in args.override], seeds)
+    only = {item.strip() for item in args.only.split(",") if item.strip()}
     failed = []
     for index, run in enumerate(runs, start=1):
         label = f"[study {index}/{len(runs)}] {run.name} seed {run.seed}"
         if run.finished():
             print(f"{label}: finished, skipped ({run.eval_file})", flush=True)
+            continue
+        if only and run.name not in only and f"{run.name}:{run.seed}" not in only:
+            print(f"{label}: not selected by --only, skipped", flush=True)
             continue
         if args.dry_run:
             print(f"{label}: {shlex.join(run.command())}", flush=True)
@@ -295,7 +391,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"{os.path.join(run.workdir, 'study.log')}", flush=True)
     if args.dry_run:
         return 0
-    summary = write_results(args.out, runs)
+    prior = None
+    if args.prior:
+        with open(args.prior, encoding="utf-8") as f:
+            prior = json.load(f)
+        if not isinstance(prior, dict):
+            raise ValueError(f"--prior {args.prior}: expected a JSON object of metrics.")
+    split_by = [field for field in args.split_by.split(",") if field]
+    summary = write_results(args.out, runs, prior, split_by, args.tables)
     print(markdown_table(summary), end="", flush=True)
     print(f"Wrote {os.path.join(args.out, 'results.json')} and results.md", flush=True)
     return 1 if failed else 0

@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from aloe import answer_prior
 from aloe.data import cater_object_states
 from aloe.data import clevrer_latents
 from aloe.data import latents as latents_lib
@@ -185,3 +186,31 @@ def test_cater_store_decodes_to_the_scene_files(tmp_path, slot_order):
                                and np.allclose(d["position"], location, atol=1e-5)
                                for d in occupied) == 1
     assert contained_seen > 0
+
+
+def test_answer_priors_count_the_most_common_training_answers(tmp_path):
+    def scene(index, questions):
+        return {"scene_index": index, "questions": questions}
+    desc = lambda answer: {"question_type": "descriptive", "question_subtype": "count",
+                           "answer": answer}
+    mc = lambda *labels: {"question_type": "explanatory",
+                          "choices": [{"answer": label} for label in labels]}
+    (tmp_path / "train.json").write_text(json.dumps([
+        scene(0, [desc("2"), desc("2"), desc("3"), mc("wrong", "wrong", "correct")])]))
+    (tmp_path / "valid.json").write_text(json.dumps([
+        scene(1, [desc("2"), desc("1"), desc("3"), desc("3"), mc("wrong", "wrong"),
+                  mc("correct", "wrong", "wrong")])]))
+    prior = answer_prior.main(["--root", str(tmp_path), "--out", str(tmp_path / "p.json")])
+    assert prior == {"descriptive": 0.25, "explanatory_per_option": 0.8,
+                     "explanatory_per_question": 0.5}
+    cells = {"train": [5, 5, 7], "valid": [5, 6, 30]}
+    for split, labels in cells.items():
+        (tmp_path / f"{split}_labels.json").write_text(json.dumps({
+            f"v/{i}": {"label": label, "camera": "static", "hidden": i == 0}
+            for i, label in enumerate(labels)}))
+    prior = answer_prior.cater_prior(str(tmp_path), fields=["hidden"])
+    # Always cell 5 (row 0, col 5): right once; L1 to 6 (row 1, col 0) is 6, to 30 (row 5,
+    # col 0) 10.
+    assert prior["top1"] == pytest.approx(1 / 3) and prior["top5"] == pytest.approx(1 / 3)
+    assert prior["l1"] == pytest.approx((0 + 6 + 10) / 3)
+    assert prior["top1_hidden"] == 1.0 and prior["l1_not_hidden"] == pytest.approx(8.0)

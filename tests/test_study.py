@@ -114,3 +114,54 @@ def test_two_run_study_writes_results_and_skips_finished_runs(tmp_path, capsys):
     # A changed command meets a workdir made by another one: an error, not a mixed run.
     with pytest.raises(ValueError, match="made by another command"):
         study.main(args + ["--override", "train.steps=3"])
+
+
+def test_prior_row_tables_by_type_and_only(tmp_path, capsys):
+    runs = [study.Run(name, "cfg", 0, str(tmp_path / name / "seed_0"),
+                      str(tmp_path / name / "seed_0" / "eval_valid_2.json"), ())
+            for name in ("a", "b")]
+    write_eval(runs[0], {"descriptive": 0.8, "explanatory_per_option": 0.9,
+                         "explanatory_per_question": 0.7, "counterfactual_hard_per_option": 0.6,
+                         "overall_per_question": 0.5})
+    prior = {"descriptive": 0.4, "explanatory_per_option": 0.5}
+    summary = study.write_results(str(tmp_path), runs, prior=prior, tables="by_type")
+    assert [row["name"] for row in summary["runs"]] == ["a", "b", "answer prior"]
+    assert summary["runs"][2]["metrics"]["descriptive"]["mean"] == 0.4
+    text = (tmp_path / "results.md").read_text()
+    sections = text.split("### ")[1:]
+    assert [s.splitlines()[0] for s in sections] == [
+        "descriptive", "explanatory", "counterfactual", "other metrics"]
+    explanatory = sections[1].splitlines()
+    assert explanatory[2] == ("| run | seeds | explanatory_per_option | "
+                              "explanatory_per_question |")
+    assert explanatory[4] == "| a | 1/1 | 0.9000 | 0.7000 |"
+    assert explanatory[6] == "| answer prior | – | 0.5000 | – |"
+    # --only runs a part: the others are skipped (dry run shows which would run).
+    out = tmp_path / "study"
+    study.main(["--out", str(out), "--run", f"base={TEST_CONFIG}", "--run",
+                f"mlp={ABLATIONS}:mlp,test", "--override", "data.root=/none", "--seeds", "0,1",
+                "--only", "mlp:1,base", "--dry_run"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [("not selected" in line) for line in lines] == [False, False, True, False]
+
+
+def test_cater_runs_split_by_a_labels_field(tmp_path):
+    labels = {"v/a": {"label": 0, "camera": "static", "hidden": True},
+              "v/b": {"label": 7, "camera": "moving", "hidden": False},
+              "v/c": {"label": 35, "camera": "static", "hidden": False}}
+    labels_file = tmp_path / "valid_labels.json"
+    labels_file.write_text(json.dumps(labels))
+    run = study.Run("cater", "cfg", 0, str(tmp_path / "w"), str(tmp_path / "w" / "eval_valid_2.json"),
+                    (), str(labels_file))
+    write_eval(run, {"top1": 0.5})
+    # a: right; b: wrong by one cell (8 is next to 7), label second of the top 5; c: wrong.
+    predictions = [{"name": "v/a", "label": 0, "prediction": 0, "top5": [0, 1, 2, 3, 4]},
+                   {"name": "v/b", "label": 7, "prediction": 8, "top5": [8, 7, 1, 2, 3]},
+                   {"name": "v/c", "label": 35, "prediction": 0, "top5": [0, 1, 2, 3, 4]}]
+    (tmp_path / "w" / "predictions_valid_2.json").write_text(json.dumps(predictions))
+    metrics = study.summarize([run], split_by=["hidden"])["runs"][0]["metrics"]
+    mean = lambda key: metrics[key]["mean"]
+    assert (mean("top1_hidden"), mean("top5_hidden"), mean("l1_hidden")) == (1.0, 1.0, 0.0)
+    assert mean("top1_not_hidden") == 0.0 and mean("top5_not_hidden") == 0.5
+    assert mean("l1_not_hidden") == pytest.approx((1 + 10) / 2)  # Cells 8 vs 7; 0 vs 35.
+    assert "top1_static" not in metrics  # Only the requested split is added.

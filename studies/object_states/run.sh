@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# ALOE on ground-truth object states: reasoning apart from perception (hours on 2 CPU cores).
+#
+#   bash studies/object_states/run.sh PART [PYTHON] [-- extra aloe.study arguments, e.g. --only full:0]
+#
+# PART is one of
+#   data            generate 2,000 mini-CLEVRER videos and 500 mini-CATER videos per camera
+#                   without rendering, write their object-state stores and answer priors
+#   table1          full / no_auxiliary / hierarchical / mlp at label fractions 1.0 and 0.5,
+#                   seeds 0, 1, 2 (configs/object_states.py)
+#   masking         the six masking schemes x both auxiliary losses at 50% labels, seed 0
+#   slots           identity-kept vs per-frame-permuted slots (full, 100% labels, seeds 0-2)
+#   counterfactual  the counterfactual difficulty split (Appendix B) of the full row
+#   cater           CATER on object states (configs/object_states_cater.py), top-1 / top-5 / L1
+#                   split by whether the snitch is contained at the end
+#   all             every part above, in order
+# Every part is resumable (finished runs are skipped, interrupted ones resume from their
+# checkpoints) and writes studies/object_states/<part...>/results.{md,json}, per question
+# type with the answer prior beside the runs.
+set -euo pipefail
+PART="${1:?usage: run.sh PART [PYTHON] [-- study arguments]}"
+PYTHON="${2:-python}"
+shift $(( $# < 2 ? $# : 2 ))
+[[ "${1:-}" == "--" ]] && shift
+EXTRA=("$@")
+cd "$(dirname "$0")/../.."
+OUT=studies/object_states
+DATA=data/object_states
+CLEVRER_ARGS=(--prior "$OUT/clevrer_prior.json" --tables by_type)
+
+study() {  # study OUT_DIR ARGS...: one aloe.study call with the extra arguments
+  local out="$1"; shift
+  "$PYTHON" -m aloe.study --out "$out" "$@" "${EXTRA[@]}"
+}
+
+rows() {  # rows CONFIG NAMES...: --run NAME=CONFIG:NAME for every name
+  local config="$1"; shift
+  for name in "$@"; do printf -- '--run\n%s=%s:%s\n' "$name" "$config" "$name"; done
+}
+
+part_data() {
+  if [[ ! -f "$DATA/clevrer/questions/validation.json" ]]; then
+    "$PYTHON" -m aloe.synthetic.clevrer --out "$DATA/clevrer" --num_videos 2000 --seed 0 \
+      --render false
+  fi
+  for order in identity per_frame; do
+    if [[ ! -f "$DATA/$order/object_states.json" ]]; then
+      "$PYTHON" -m aloe.data.object_states --annotations "$DATA/clevrer/annotations" \
+        --questions "$DATA/clevrer/questions" --out "$DATA/$order" --slot_order "$order"
+    fi
+  done
+  "$PYTHON" -m aloe.answer_prior --root "$DATA/identity" --out "$OUT/clevrer_prior.json"
+  if [[ ! -f "$DATA/cater/all_actions_cameramotion/lists/localize/val.txt" ]]; then
+    "$PYTHON" -m aloe.synthetic.cater --out "$DATA/cater" --num_videos 500 --seed 0 \
+      --render false
+  fi
+  if [[ ! -f "$DATA/cater_identity/object_states.json" ]]; then
+    "$PYTHON" -m aloe.data.object_states --dataset cater --scenes "$DATA/cater" \
+      --out "$DATA/cater_identity"
+  fi
+  "$PYTHON" -m aloe.answer_prior --dataset cater --root "$DATA/cater_identity" \
+    --split_by snitch_contained_at_end --out "$OUT/cater_prior.json"
+}
+
+part_table1() {
+  mapfile -t RUNS < <(rows configs/object_states.py full no_auxiliary hierarchical mlp)
+  for fraction in 1.0 0.5; do
+    study "$OUT/table1_fraction_$fraction" "${RUNS[@]}" "${CLEVRER_ARGS[@]}" \
+      --override data.root="$DATA/identity" --override data.labeled_fraction="$fraction" \
+      --seeds 0,1,2
+  done
+}
+
+part_masking() {
+  RUNS=()
+  for scheme in a b c d e f; do
+    for loss in l2 contrastive; do
+      RUNS+=(--run "${scheme}_${loss}=configs/object_states_masking.py:$scheme/$loss")
+    done
+  done
+  study "$OUT/masking" "${RUNS[@]}" "${CLEVRER_ARGS[@]}" \
+    --override data.root="$DATA/identity" --seeds 0
+}
+
+part_slots() {
+  study "$OUT/slots" --run identity=configs/object_states.py:full \
+    --run per_frame=configs/object_states_permuted.py:full "${CLEVRER_ARGS[@]}" --seeds 0,1,2
+}
+
+part_counterfactual() {
+  # The full row at 100% labels (the configs' best on toy latents; change the row here
+  # if table1 finds another best), evaluated with the difficulty split.
+  study "$OUT/counterfactual" --run full=configs/object_states.py:full "${CLEVRER_ARGS[@]}" \
+    --override data.root="$DATA/identity" \
+    --override eval.clevrer_questions="$DATA/clevrer/questions/validation.json" \
+    --override eval.clevrer_annotations="$DATA/clevrer/annotations/validation" --seeds 0
+}
+
+part_cater() {
+  mapfile -t RUNS < <(rows configs/object_states_cater.py full no_auxiliary)
+  study "$OUT/cater" "${RUNS[@]}" --prior "$OUT/cater_prior.json" \
+    --split_by snitch_contained_at_end --override data.root="$DATA/cater_identity" --seeds 0,1,2
+}
+
+case "$PART" in
+  data|table1|masking|slots|counterfactual|cater) "part_$PART" ;;
+  all) for p in data table1 masking slots counterfactual cater; do "part_$p"; done ;;
+  *) echo "unknown part $PART" >&2; exit 2 ;;
+esac
