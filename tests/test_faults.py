@@ -1,0 +1,387 @@
+"""Faults a run must survive or report rightly, each run as a user runs it (`python -m aloe.main`).
+
+Non-finite states are never saved or evaluated; unreadable checkpoints are
+passed over with a warning; errors name what is wrong (unreadable, another
+model, another vocabulary, a changed config) and leave the run's record as it
+was; a stop on SIGTERM exits with `checkpointing.STOPPED_EXIT_STATUS`.
+"""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from aloe import checkpointing
+from aloe import run_config
+from aloe.data import vocab as vocab_lib
+from aloe.synthetic import toy_latents
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+
+
+def aloe_main(workdir, *args, config="test", timeout=600):
+    """Runs `python -m aloe.main` with `configs/{config}.py`; returns the finished process."""
+    command = [sys.executable, "-m", "aloe.main", f"--config={REPO}/configs/{config}.py",
+               f"--workdir={workdir}", *args]
+    return subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def toy_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("toy"))
+    toy_latents.write_toy_dataset(root, num_train=16, num_valid=8, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(toy_root, tmp_path_factory):
+    """A finished 6-step run with checkpoints 2, 4 and 6 (copy it before changing it)."""
+    workdir = str(tmp_path_factory.mktemp("trained") / "run")
+    done = aloe_main(workdir, f"--config.data.root={toy_root}", "--config.train.steps=6",
+                     "--config.train.checkpoint_every=2", "--config.eval.after_training=false")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert checkpointing.Checkpointer(workdir, every_steps=0).all_steps() == [2, 4, 6]
+    return workdir
+
+
+def copy_of(workdir, tmp_path):
+    target = str(tmp_path / "run")
+    shutil.copytree(workdir, target)
+    return target
+
+
+def newest_params_finite(workdir):
+    """`(step, finite)` of the newest checkpoint's parameters, read as saved."""
+    ckpt = checkpointing.Checkpointer(workdir, every_steps=0, read_only=True)
+    step = ckpt.latest_step()
+    metadata = ckpt._manager.item_metadata(step).tree  # pylint: disable=protected-access
+    target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata["params"])
+    params, restored = ckpt.restore_params(target)
+    return restored, all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+
+
+# 1 and 2: an update that makes the parameters NaN while the loss before it was finite.
+NAN_ARGS = ("--config.optimizer.learning_rate=1e6", "--config.train.log_every=100")
+
+
+def test_non_finite_update_is_not_saved(toy_root, tmp_path):
+    # configs/toy.py at learning rate 1e6: the loss of step 3 is finite (~1e25), the
+    # update it makes turns the parameters to NaN.
+    workdir = str(tmp_path / "nan")
+    done = aloe_main(workdir, f"--config.data.root={toy_root}", "--config.train.steps=30",
+                     "--config.train.checkpoint_every=1", *NAN_ARGS, config="toy")
+    assert done.returncode not in (0, checkpointing.STOPPED_EXIT_STATUS), done.stderr[-3000:]
+    assert "NonFiniteStateError: The training state after step 3 is not finite" in done.stderr
+    assert checkpointing.Checkpointer(workdir, every_steps=0).all_steps() == [1, 2]
+    step, finite = newest_params_finite(workdir)
+    assert step == 2 and finite
+
+
+def test_non_finite_last_step_fails_and_is_not_evaluated(toy_root, tmp_path):
+    workdir = str(tmp_path / "nan_last")
+    done = aloe_main(workdir, f"--config.data.root={toy_root}", "--config.train.steps=3",
+                     "--config.train.checkpoint_every=5", *NAN_ARGS, config="toy")
+    assert done.returncode not in (0, checkpointing.STOPPED_EXIT_STATUS), done.stderr[-3000:]
+    assert "after step 3 is not finite" in done.stderr
+    assert checkpointing.Checkpointer(workdir, every_steps=0).all_steps() == []
+    assert not glob.glob(os.path.join(workdir, "eval_*.json"))
+    assert not glob.glob(os.path.join(workdir, "predictions_*.json"))
+
+
+# 3 and 4: damaged newest checkpoints are passed over, named, and why.
+
+def damage(workdir):
+    """Step 6 loses its metadata file; step 4 has its data files truncated; step 2 is intact."""
+    directory = os.path.join(workdir, "checkpoints")
+    os.remove(os.path.join(directory, "6", "default", "_METADATA"))
+    data = glob.glob(os.path.join(directory, "4", "default", "**", "d", "*"), recursive=True)
+    assert data
+    for path in data:
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+
+
+def test_eval_falls_back_past_unreadable_checkpoints(trained, tmp_path):
+    workdir = copy_of(trained, tmp_path)
+    damage(workdir)
+    done = aloe_main(workdir, "--mode=eval")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Checkpoint 6 in" in done.stderr and "_METADATA is missing" in done.stderr
+    assert "Checkpoint 4 in" in done.stderr and "cannot be read" in done.stderr
+    assert "different model" not in done.stderr
+    assert "Evaluation of step 2 on valid" in done.stdout
+    assert os.path.exists(os.path.join(workdir, "eval_valid_2.json"))
+
+
+def test_training_resumes_from_newest_readable_checkpoint(trained, toy_root, tmp_path):
+    workdir = copy_of(trained, tmp_path)
+    damage(workdir)
+    done = aloe_main(workdir, "--config.train.steps=8", "--config.train.checkpoint_every=2",
+                     "--config.eval.after_training=false", f"--config.data.root={toy_root}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Falling back" in done.stderr and "Restored checkpoint 2" in done.stderr
+    # The unreadable steps are set aside and written again.
+    assert checkpointing.Checkpointer(workdir, every_steps=0).all_steps() == [4, 6, 8]
+    assert os.path.isdir(os.path.join(workdir, "checkpoints", "6.unreadable"))
+
+
+def test_no_readable_checkpoint_is_an_error(trained, tmp_path):
+    workdir = copy_of(trained, tmp_path)
+    for step in (2, 4, 6):
+        os.remove(os.path.join(workdir, "checkpoints", str(step), "default", "_METADATA"))
+    done = aloe_main(workdir, "--mode=eval")
+    assert done.returncode != 0
+    assert "UnreadableCheckpointError: No checkpoint in" in done.stderr
+
+
+# 5 and 6: the record of a run survives a refused resume; accepted changes are recorded.
+
+def test_changed_config_is_refused_or_recorded(trained, toy_root, tmp_path):
+    workdir = copy_of(trained, tmp_path)
+    config_path = os.path.join(workdir, "config.json")
+    with open(config_path) as f:
+        first = f.read()
+    base = (f"--config.data.root={toy_root}", "--config.train.checkpoint_every=2",
+            "--config.eval.after_training=false")
+
+    refused = aloe_main(workdir, *base, "--config.train.steps=8", "--config.model.mlp_dim=32")
+    assert refused.returncode != 0
+    assert "ConfigChangeError" in refused.stderr and "model.mlp_dim: 64 -> 32" in refused.stderr
+    # Allowed, the change of shape is still refused by the checkpoint, naming entries.
+    forced = aloe_main(workdir, *base, "--config.train.steps=8", "--config.model.mlp_dim=32",
+                       "--allow_config_change")
+    assert forced.returncode != 0
+    assert "CheckpointMismatchError" in forced.stderr and "mlp_hidden" in forced.stderr
+    silent = aloe_main(workdir, *base, "--config.train.steps=8",
+                       "--config.optimizer.learning_rate=0.01")
+    assert silent.returncode != 0
+    assert "optimizer.learning_rate: 0.002 -> 0.01" in silent.stderr
+    with open(config_path) as f:
+        assert f.read() == first
+    assert not os.path.exists(os.path.join(workdir, run_config.CHANGES_FILE))
+    assert checkpointing.Checkpointer(workdir, every_steps=0).all_steps() == [2, 4, 6]
+
+    accepted = aloe_main(workdir, *base, "--config.train.steps=8",
+                         "--config.optimizer.learning_rate=0.01", "--config.train.log_every=1",
+                         "--allow_config_change")
+    assert accepted.returncode == 0, accepted.stderr[-3000:]
+    with open(os.path.join(workdir, run_config.CHANGES_FILE)) as f:
+        (line,) = [json.loads(l) for l in f]
+    assert line["allowed_by_flag"]
+    assert line["changes"] == {"optimizer.learning_rate": [0.002, 0.01],
+                               "train.log_every": [5, 1], "train.steps": [6, 8]}
+    (kept,) = glob.glob(os.path.join(workdir, run_config.HISTORY_DIR, "config_*.json"))
+    with open(kept) as f:
+        assert f.read() == first
+    assert run_config.read(workdir)["optimizer.learning_rate"] == 0.01
+
+
+# 7: evaluation with another vocabulary names it.
+
+def test_other_vocabulary_is_named(trained, tmp_path):
+    workdir = copy_of(trained, tmp_path)
+    root = run_config.read(workdir)["data.root"]
+    # As if training had read a vocabulary built from the training questions only.
+    vocab_lib.Vocab.build([os.path.join(root, "train.json")]).save(
+        os.path.join(workdir, "vocab.json"))
+    done = aloe_main(workdir, "--mode=eval")
+    assert done.returncode != 0
+    assert "VocabularyMismatchError" in done.stderr and "vocab.json" in done.stderr
+    assert "different model" not in done.stderr
+
+
+def test_eval_override_that_changes_the_model_is_refused(trained):
+    done = aloe_main(trained, "--mode=eval", "--config.model.mlp_dim=32",
+                     "--config.eval.split=valid")
+    assert done.returncode != 0
+    assert "change the shape of the model" in done.stderr and "model.mlp_dim=32" in done.stderr
+
+
+# 9: a stop on SIGTERM saves and exits with the "stopped, requeue me" status.
+
+def test_sigterm_saves_and_exits_with_stopped_status(toy_root, tmp_path):
+    workdir = str(tmp_path / "term")
+    command = [sys.executable, "-m", "aloe.main", f"--config={REPO}/configs/test.py",
+               f"--workdir={workdir}", f"--config.data.root={toy_root}",
+               "--config.train.steps=10000", "--config.train.checkpoint_every=1000"]
+    proc = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not os.path.exists(os.path.join(workdir, "config.json")):
+        time.sleep(0.2)  # config.json is written once training has started.
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == checkpointing.STOPPED_EXIT_STATUS == 143, stderr[-3000:]
+    steps = checkpointing.Checkpointer(workdir, every_steps=0).all_steps()
+    assert len(steps) == 1 and 0 < steps[0] < 10000
+    assert f"stopped at step {steps[0]}" in stderr
+
+
+# 8: videos -> MONet -> extracted latents -> ALOE, with an answer training lacks.
+
+TINY_MONET = '''
+from configs import monet_clevrer
+
+
+def get_config():
+    config = monet_clevrer.get_config()
+    config.model.num_slots = 4
+    config.model.latent_dim = 8
+    config.model.unet_channels = (8, 8, 8, 8, 8)
+    config.model.unet_mlp_hidden = (32,)
+    config.model.encoder_channels = (8, 8, 8, 8)
+    config.model.encoder_hidden = 32
+    config.model.decoder_channels = (8, 8)
+    config.data.frames_per_video = 4
+    config.train.steps = 2
+    config.train.batch_size = 8
+    config.train.checkpoint_every = 2
+    config.eval.after_training = False
+    config.extract.batch_size = 16
+    return config
+'''
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """Five generated videos (train 0-2, validation 3, test 4) as a built tfds dataset."""
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    from aloe.data import clevrer  # pylint: disable=g-import-not-at-top
+    from aloe.synthetic import clevrer as clevrer_gen  # pylint: disable=g-import-not-at-top
+    root = tmp_path_factory.mktemp("mini_clevrer")
+    clevrer_gen.generate_clevrer(root, 5, 0, width=96, height=64, workers=2, progress=False)
+    data_dir = tmp_path_factory.mktemp("tfds")
+    clevrer.Clevrer(data_dir=data_dir).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(root)))
+    return root, data_dir
+
+
+def _descriptive_answers(path):
+    with open(path) as f:
+        return {q["answer"] for s in json.load(f) for q in s["questions"]
+                if q["question_type"] == "descriptive"}
+
+
+@pytest.mark.slow
+def test_extract_train_evaluate_with_an_answer_training_lacks(videos, tmp_path):
+    root, data_dir = videos
+    questions = tmp_path / "questions"
+    shutil.copytree(root / "questions", questions)
+    # A validation question whose answer no training question has (a release answer).
+    lacking = sorted(set(vocab_lib.RELEASE_ANSWERS) - _descriptive_answers(
+        questions / "train.json"))[0]
+    with open(questions / "train.json") as f:
+        question = dict(next(q for s in json.load(f) for q in s["questions"]
+                             if q["question_type"] == "descriptive"))
+    with open(questions / "validation.json") as f:
+        scenes = json.load(f)
+    question["question_id"] = 1 + max(q["question_id"] for q in scenes[0]["questions"])
+    question["answer"] = lacking
+    scenes[0]["questions"].append(question)
+    with open(questions / "validation.json", "w") as f:
+        json.dump(scenes, f)
+    (tmp_path / "tiny_monet.py").write_text(TINY_MONET)
+    monet, latents, aloe = (str(tmp_path / name) for name in ("monet", "latents", "aloe"))
+    config = str(tmp_path / "tiny_monet.py")
+
+    def run(*args):
+        done = subprocess.run([sys.executable, "-m", "aloe.main", *args], cwd=REPO, env=ENV,
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    run(f"--config={config}", f"--workdir={monet}", f"--config.data.data_dir={data_dir}")
+    # Extraction reads the MONet workdir's config.json: only the output is named.
+    run(f"--config={config}", f"--workdir={monet}", "--mode=extract",
+        f"--config.extract.out={latents}", f"--config.extract.questions_dir={questions}")
+    assert vocab_lib.Vocab.load(os.path.join(latents, "vocab.json")).answer_classes == (
+        vocab_lib.release_vocab().answer_classes)
+    run(f"--config={REPO}/configs/test.py", f"--workdir={aloe}", f"--config.data.root={latents}",
+        "--config.data.num_slots=4", "--config.model.latent_dim=8", "--config.train.steps=2",
+        "--config.train.checkpoint_every=2", "--config.eval.batch_size=8")
+    with open(os.path.join(aloe, "eval_valid_2.json")) as f:
+        results = json.load(f)
+    assert results["num_descriptive"] >= 1 and 0.0 <= results["descriptive"] <= 1.0
+    with open(os.path.join(aloe, "answers_valid_2.json")) as f:
+        answered = {(a["scene_index"], a["question_id"]): a for a in json.load(f)}
+    assert answered[(scenes[0]["scene_index"], question["question_id"])]["true_answer"] == lacking
+
+
+def test_evaluation_answer_outside_the_vocabulary_is_counted(toy_root, tmp_path):
+    from aloe import evaluate, parallel, tasks  # pylint: disable=g-import-not-at-top
+    from configs import test as test_config  # pylint: disable=g-import-not-at-top
+    root = tmp_path / "store"
+    shutil.copytree(toy_root, root)
+    with open(root / "valid.json") as f:
+        scenes = json.load(f)
+    descriptive = [q for s in scenes for q in s["questions"] if q["question_type"] == "descriptive"]
+    descriptive[0]["answer"] = "an answer no vocabulary has"
+    with open(root / "valid.json", "w") as f:
+        json.dump(scenes, f)
+    config = test_config.get_config()
+    config.data.root = str(root)
+    # Training answers must be in the vocabulary: as a training split, the file is an error.
+    as_training = test_config.get_config()
+    as_training.data.update({"root": str(root), "train_split": "valid"})
+    with pytest.raises(ValueError, match="is not in the answer vocabulary"):
+        tasks.build(as_training).data("valid")
+    task = tasks.build(config)
+    params = parallel.replicate(task.init_params(jax.random.key(0)), parallel.make_mesh())
+    results = evaluate.evaluate(config, str(tmp_path / "eval"), params=params, step=0,
+                                split="valid")
+    assert results["num_answers_outside_vocab"] == 1
+    assert results["num_descriptive"] == len(descriptive)
+
+
+# MONet pretraining resumes its frame stream by index.
+
+def tiny_monet_config(data_dir, frames_root, **overrides):
+    namespace = {}
+    exec(TINY_MONET, namespace)  # pylint: disable=exec-used (the test's own config text)
+    config = namespace["get_config"]()
+    config.data.data_dir = os.fspath(data_dir)
+    config.data.frames_root = os.fspath(frames_root)
+    config.update_from_flattened_dict(overrides)
+    return config
+
+
+@pytest.mark.slow
+def test_monet_resume_reads_no_skipped_batch(videos, tmp_path, monkeypatch):
+    from aloe import train  # pylint: disable=g-import-not-at-top
+    from aloe.data import frame_store  # pylint: disable=g-import-not-at-top
+    from aloe.data import latents as latents_lib  # pylint: disable=g-import-not-at-top
+    _, data_dir = videos
+    frames = tmp_path / "frames"
+    frame_store.write_frame_store(os.fspath(data_dir), "clevrer", os.fspath(frames),
+                                  "train:train", progress=False)
+    config = tiny_monet_config(data_dir, frames, **{"train.steps": 4,
+                                                     "train.checkpoint_every": 2})
+    full = train.train(config, str(tmp_path / "full"))
+
+    reads = []
+    original = latents_lib.LatentStore.read_frames
+    monkeypatch.setattr(latents_lib.LatentStore, "read_frames",
+                        lambda self, scene, picked: reads.append(scene) or original(
+                            self, scene, picked))
+    interrupted = str(tmp_path / "interrupted")
+    first = train.train(tiny_monet_config(data_dir, frames, **{"train.steps": 2}), interrupted)
+    assert int(first.step) == 2 and len(reads) == 2 * config.train.batch_size
+    reads.clear()
+    resumed = train.train(config, interrupted)
+    assert int(resumed.step) == 4
+    # Steps 2 and 3 only: the two batches before the checkpoint are not read again.
+    assert len(reads) == 2 * config.train.batch_size
+    for a, b in zip(jax.tree.leaves(jax.device_get(full.params)),
+                    jax.tree.leaves(jax.device_get(resumed.params))):
+        np.testing.assert_array_equal(a, b)
