@@ -5,6 +5,7 @@ import logging as std_logging
 import os
 import re
 import subprocess
+import sys
 import tempfile
 
 import jax
@@ -142,3 +143,16 @@ def test_local_launcher_runs_two_processes_with_the_project_python(toy_root, tmp
                                                         recursive=True)}
     assert infos and {m.group(1) for m in infos} <= project, {m.group(1) for m in infos}
     assert any("validation at step 4" in m.group(2) for m in infos)
+
+
+def test_evaluating_a_missing_step_says_so_without_a_traceback(toy_root, tmp_path):
+    workdir = str(tmp_path / "run")
+    train.train(make_config(toy_root, **{"train.steps": 2, "train.checkpoint_every": 2}), workdir)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "aloe.main", f"--config={REPO}/configs/test.py",
+         f"--workdir={workdir}", f"--config.data.root={toy_root}", "--mode=eval", "--step=45"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "No checkpoint 45" in done.stderr and "available steps: [2]" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
