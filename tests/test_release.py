@@ -196,8 +196,11 @@ def test_command_line_conversion_and_evaluation_at_paper_size(tmp_path):
         json.dump(scenes, f)
     workdir = str(tmp_path / "workdir")
     env = {**os.environ, "PYTHONPATH": REPO}
-    run = lambda *args: subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env,
-                                       check=True, capture_output=True, text=True)
+
+    def run(*args):
+        done = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{args[0]} failed:\n{done.stderr[-4000:]}"
     run("aloe.release", f"--checkpoint={prefix}", f"--workdir={workdir}")
     run("aloe.main", "--config=configs/release.py", f"--workdir={workdir}", "--mode=eval",
         f"--config.data.root={root}", "--config.eval.batch_size=4")

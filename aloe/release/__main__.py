@@ -5,7 +5,7 @@ r"""Converts DeepMind's released TF1 ALOE checkpoint into a workdir.
 
 `--checkpoint` is the checkpoint prefix (the path without `.index` /
 `.data-*`) or its directory; `--config` (default `configs/release.py`) must
-build the release's model. See `aloe.release.convert` for what is written.
+build the release's model. See `aloe.release.converter` for what is written.
 """
 
 import os
@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from aloe.release import convert as convert_lib
+from aloe import release
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
@@ -29,7 +29,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    convert_lib.convert(_CHECKPOINT.value, _WORKDIR.value, _CONFIG.value)
+    release.convert(_CHECKPOINT.value, _WORKDIR.value, _CONFIG.value)
 
 
 if __name__ == "__main__":

@@ -54,17 +54,18 @@ class ReleaseCheckpointError(ValueError):
     """A TF1 checkpoint that is not the released ALOE model of the expected size."""
 
 
-def release_shapes(config: ml_collections.ConfigDict,
-                   vocab_size: int) -> dict[str, tuple[str, tuple[int, ...]]]:
+def release_shapes(config: ml_collections.ConfigDict, vocab_size: int,
+                   num_answers: int) -> dict[str, tuple[str, tuple[int, ...]]]:
     """TF variable name -> (our parameter path "a/b/c", TF shape) of the release's model.
 
     Args:
       config: an experiment config whose `model` is the release's (configs/release.py).
       vocab_size: word ids including padding (the release: 82).
+      num_answers: answer classes (the release: 21, in a head of 22 outputs).
     """
     m = config.model
     token, heads = m.latent_dim + 2, m.num_heads
-    width, answers = heads * token, m.answer_logit_offset + 21
+    width, answers = heads * token, m.answer_logit_offset + num_answers
     table = {
         "embed/embeddings": ("word_embedding/embedding", (vocab_size, m.latent_dim - 2)),
         "dummy": ("cls_token", (token,)),
@@ -72,9 +73,8 @@ def release_shapes(config: ml_collections.ConfigDict,
         "transformer_tower/mlp/linear_0/w": ("token_projection/kernel", (token, width)),
         "transformer_tower/mlp/linear_0/b": ("token_projection/bias", (width,)),
     }
-    for ours, tf_name, hidden, outputs in (("choice", "linear", "linear", 1),
-                                           ("descriptive", "linear_2", "linear_2", answers)):
-        out_name = "linear_1" if ours == "choice" else "linear_3"
+    for ours, hidden, out_name, outputs in (("choice", "linear", "linear_1", 1),
+                                            ("descriptive", "linear_2", "linear_3", answers)):
         table[f"{hidden}/w"] = (f"{ours}_hidden/kernel", (width, m.head_hidden_dim))
         table[f"{hidden}/b"] = (f"{ours}_hidden/bias", (m.head_hidden_dim,))
         table[f"{out_name}/w"] = (f"{ours}_output/kernel", (m.head_hidden_dim, outputs))
@@ -187,8 +187,9 @@ def unconverted(expected: Mapping[str, tuple[str, tuple[int, ...]]], params: PyT
 def convert(prefix: str, workdir: str, config: ml_collections.ConfigDict) -> PyTree:
     """Writes the release checkpoint `prefix` into `workdir`; returns the parameters.
 
-    Writes `{workdir}/vocab.json` (the release vocabulary), `config.json` and a
-    step-0 `TrainState` (parameters converted, optimizer state fresh).
+    Writes `{workdir}/vocab.json` (the release vocabulary), `config.json` (with
+    `data.vocab` that file and, when `config.data.root` is empty, `data.root` the
+    workdir) and a step-0 `TrainState` (parameters converted, optimizer state fresh).
 
     Raises:
       ReleaseCheckpointError: see `read_release` and `release_params`.
@@ -208,14 +209,16 @@ def convert(prefix: str, workdir: str, config: ml_collections.ConfigDict) -> PyT
         if ckpt.all_steps():
             raise FileExistsError(f"{workdir} already holds checkpoints {ckpt.all_steps()}; "
                                   f"convert into an empty workdir.")
-        expected = release_shapes(config, vocab.vocab_size)
+        expected = release_shapes(config, vocab.vocab_size, vocab.num_answers)
         variables = read_release(prefix, expected)
         os.makedirs(workdir, exist_ok=True)
         vocab.save(os.path.join(workdir, run_config.VOCAB_FILE))
-        # The task reads its vocabulary only (no latents) to build the model.
+        # The recorded config: the vocabulary is the workdir's copy of the release's, and
+        # without a latent root the workdir stands in for it (the task then reads only the
+        # vocabulary; evaluation and training name the latents with --config.data.root).
         build = ml_collections.ConfigDict(config.to_dict())
-        build.data.root = workdir
-        build.data.vocab = os.path.join(workdir, run_config.VOCAB_FILE)
+        build.data.root = build.data.root or os.path.abspath(workdir)
+        build.data.vocab = os.path.abspath(os.path.join(workdir, run_config.VOCAB_FILE))
         task = tasks.build(build)
         tx = train.make_optimizer(config.optimizer, config.train.steps)
         fresh = train.init_state(task, tx, config.seed)
@@ -227,7 +230,7 @@ def convert(prefix: str, workdir: str, config: ml_collections.ConfigDict) -> PyT
         ckpt.save(0, state)
     finally:
         ckpt.close()
-    run_config.record(config, workdir, {})
+    run_config.record(build, workdir, {})
     logging.info("Wrote the release checkpoint %s to %s (step 0, %s parameters).", prefix,
                  workdir, f"{sum(x.size for x in jax.tree.leaves(params)):,}")
     return params
