@@ -89,8 +89,9 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Progress lines of a loop: '{name}: 12/40 batches, 2.1/s, ETA 0:00:13'.
 
-    A line is logged every `every_seconds` while it runs, and one by `done()`.
-    Without `total` the lines have no ETA.
+    A line is logged every `every_seconds` while it runs, and by `done()` a
+    final one if the loop took that long (a short loop stays silent). Without
+    `total` the lines have no ETA.
     """
 
     def __init__(self, name: str, total: Optional[int] = None, *, unit: str = "batches",
@@ -119,5 +120,6 @@ class Progress:
         return text + f", elapsed {format_duration(elapsed)}"
 
     def done(self) -> None:
-        """Logs the final line."""
-        logging.info("%s (done)", self.line(eta=False))
+        """Logs the final line, if any line was logged before."""
+        if self._last > self.start:
+            logging.info("%s (done)", self.line(eta=False))

@@ -108,6 +108,16 @@ def test_progress_lines_give_rate_and_eta(monkeypatch):
     assert progress.line() == ("evaluating valid: 10/40 batches, 2.00/s, ETA 0:00:15, "
                                "elapsed 0:00:05")
     assert reporting.format_duration(3725) == "1:02:05"
+    logged = []
+    monkeypatch.setattr(reporting.logging, "info", lambda fmt, *args: logged.append(fmt % args))
+    progress.done()                               # Nothing logged yet: a short loop is silent.
+    clock[0] = 106.0
+    progress.update(2)                            # 6 s after the start: not yet due.
+    clock[0] = 121.0
+    progress.update(8)                            # 21 s: due.
+    progress.done()
+    assert logged == ["evaluating valid: 20/40 batches, 0.95/s, ETA 0:00:21, elapsed 0:00:21",
+                      "evaluating valid: 20/40 batches, 0.95/s, elapsed 0:00:21 (done)"]
 
 
 ABSL_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ (\S+?):\d+\] (.*)$")
