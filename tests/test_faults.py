@@ -379,3 +379,28 @@ def test_monet_resume_reads_no_skipped_batch(videos, tmp_path, monkeypatch):
     for a, b in zip(jax.tree.leaves(jax.device_get(full.params)),
                     jax.tree.leaves(jax.device_get(resumed.params))):
         np.testing.assert_array_equal(a, b)
+
+
+# train.init_from: a new run starts from another workdir's parameters.
+
+@pytest.mark.slow
+def test_init_from_starts_a_new_run_from_another_workdirs_parameters(trained, toy_root,
+                                                                     tmp_path):
+    from aloe import train  # pylint: disable=g-import-not-at-top
+    from configs import test as test_config  # pylint: disable=g-import-not-at-top
+    config = test_config.get_config()
+    # Warmup's first step has learning rate 0: after it the parameters are still the source's.
+    config.update_from_flattened_dict({"data.root": toy_root, "train.steps": 1,
+                                       "train.init_from": trained,
+                                       "eval.after_training": False})
+    state = train.train(config, str(tmp_path / "fine_tune"))
+    assert int(state.step) == 1
+    source, step = checkpointing.Checkpointer(trained, every_steps=0, read_only=True
+                                              ).restore_params(jax.device_get(state.params))
+    assert step == 6
+    for a, b in zip(jax.tree.leaves(source), jax.tree.leaves(jax.device_get(state.params))):
+        np.testing.assert_array_equal(a, b)
+    config.model.mlp_dim = 32
+    with pytest.raises(checkpointing.CheckpointMismatchError,
+                       match=r"init_from = .*different model .*mlp_hidden"):
+        train.train(config, str(tmp_path / "other_shape"))
