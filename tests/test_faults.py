@@ -404,3 +404,13 @@ def test_init_from_starts_a_new_run_from_another_workdirs_parameters(trained, to
     with pytest.raises(checkpointing.CheckpointMismatchError,
                        match=r"init_from = .*different model .*mlp_hidden"):
         train.train(config, str(tmp_path / "other_shape"))
+
+
+def test_analyses_read_the_workdirs_config(trained):
+    from aloe.analysis import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
+    from configs import test as test_config  # pylint: disable=g-import-not-at-top
+    given = test_config.get_config()
+    given.data.root = "/somewhere/else"
+    config = inputs_lib.workdir_config("config", given, trained)
+    assert config.data.root == run_config.read(trained)["data.root"] != given.data.root
+    assert inputs_lib.workdir_config("config", given, "/nonexistent") is given

@@ -3,6 +3,8 @@ r"""The inputs of the analysis commands: checkpoints, a scene's question and lat
 `aloe.analysis.attention` and `aloe.analysis.predicted_frames` share these
 flags (`define_command_flags`) and read their inputs with `command_inputs`:
 
+- the configs: each workdir's `config.json`, changed only by the command line's
+  overrides (`workdir_config`), as `--mode=eval` reads them;
 - the ALOE and MONet models and parameters (`restore_model`): checkpoints are
   read with `aloe.evaluate.restore_params` through the task that `tasks.build`
   makes of each config (the MONet config's task must have the MONet as its
@@ -204,6 +206,8 @@ def command_inputs(config: ml_collections.ConfigDict, workdir: str,
       ValueError: when no frames are given (neither `frames_npy` nor the MONet
         config's `data.data_dir`).
     """
+    config = workdir_config("config", config, workdir)
+    monet_config = workdir_config("monet_config", monet_config, monet_workdir)
     if not frames_npy and not monet_config.data.get("data_dir"):
         raise ValueError(
             "No video frames for the pictures: give --frames_npy=FRAMES.npy or "
@@ -230,6 +234,20 @@ def command_inputs(config: ml_collections.ConfigDict, workdir: str,
             "monet_params": monet_params,
             "id_to_word": {i: w for w, i in vocab.word_ids.items()},
             "answer_names": [vocab.class_to_answer(c) for c in range(vocab.num_answers)]}
+
+
+def workdir_config(flag_name: str, config: ml_collections.ConfigDict,
+                   workdir: str) -> ml_collections.ConfigDict:
+    """The workdir's `config.json`, changed only by this command line's `--{flag_name}.X=`.
+
+    As `--mode=eval` reads configs (`aloe.run_config.for_workdir`); `config`
+    itself when the workdir has no `config.json`.
+    """
+    from aloe import run_config  # pylint: disable=g-import-not-at-top
+    overrides = {}
+    if flags.FLAGS.is_parsed() and flag_name in flags.FLAGS:
+        overrides = config_flags.get_override_values(flags.FLAGS[flag_name])
+    return run_config.for_workdir(config, workdir, overrides)
 
 
 def define_command_flags() -> None:
