@@ -17,7 +17,6 @@ Everything lives under `--workdir`: `mini_clevrer/`, `tfds/`, `monet/`,
 `latents/`, `aloe/`.
 """
 
-import collections
 import json
 import os
 import time
@@ -44,40 +43,10 @@ def _done(start: float, what: str) -> None:
 
 
 def answer_prior_baselines(questions_dir: str) -> dict[str, float]:
-    """Validation accuracy of answering each type by its most common training answer.
-
-    Descriptive: the most common training answer of each `question_subtype`
-    family; multiple choice: per option, the more common training label of the
-    type ("correct" or "wrong"), and per question, the share of validation
-    questions whose choices all carry that label.
-    """
-    def load(split):
-        with open(os.path.join(questions_dir, f"{split}.json"), encoding="utf-8") as f:
-            return [q for scene in json.load(f) for q in scene["questions"]]
-
-    train, valid = load("train"), load("validation")
-    family = lambda q: q.get("question_subtype", "")
-    majority = {}
-    for q in train:
-        if q["question_type"] == "descriptive":
-            majority.setdefault(family(q), collections.Counter())[q["answer"]] += 1
-    desc = [q for q in valid if q["question_type"] == "descriptive"]
-    results = {"descriptive": sum(
-        majority.get(family(q), collections.Counter()).most_common(1)[0][0] == q["answer"]
-        if family(q) in majority else 0 for q in desc) / max(1, len(desc))}
-    for kind in ("explanatory", "predictive", "counterfactual"):
-        labels = collections.Counter(c["answer"] for q in train if q["question_type"] == kind
-                                     for c in q["choices"])
-        if not labels:
-            continue
-        common = labels.most_common(1)[0][0]
-        questions = [q for q in valid if q["question_type"] == kind]
-        options = [c["answer"] == common for q in questions for c in q["choices"]]
-        results[f"{kind}_per_option"] = sum(options) / max(1, len(options))
-        results[f"{kind}_per_question"] = sum(
-            all(c["answer"] == common for c in q["choices"]) for q in questions) / max(
-                1, len(questions))
-    return results
+    """Validation accuracy of answering by the training answers' prior (`aloe.answer_prior`)."""
+    from aloe import answer_prior  # pylint: disable=g-import-not-at-top
+    return answer_prior.clevrer_prior(os.path.join(questions_dir, "train.json"),
+                                      os.path.join(questions_dir, "validation.json"))
 
 
 def run(config, workdir: str) -> dict:
