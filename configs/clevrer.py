@@ -11,10 +11,17 @@ validation split with the auxiliary loss. On one accelerator a step of this
 configuration takes well under a second (see benchmarks/train_step.py).
 """
 
+import functools
+
 import ml_collections
+from ml_collections import config_dict
 
 from aloe.tasks import auxiliary
 from configs import variants
+
+
+# A float field that holds None ("use model.dropout_rate") and takes a float override.
+_SAME_AS_DROPOUT = functools.partial(config_dict.placeholder, float)
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -51,9 +58,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.dropout_rate = 0.1  # Residual branches and feed-forward hidden units.
     config.model.word_padding_mask = True  # False reproduces the release (pads attended).
     # The released model's choices (aloe/models/reasoners.py, aloe/models/transformer.py).
-    config.model.attention_dropout_rate = 0.1  # On the attention weights.
-    config.model.position_dropout_rate = 0.1   # On the relative position encodings.
-    config.model.input_dropout_rate = 0.1      # On the token projection, before its ReLU.
+    # The release's three further dropouts; None: model.dropout_rate (the release uses one
+    # rate for all, so dropout_rate = 0 turns every dropout off).
+    config.model.attention_dropout_rate = _SAME_AS_DROPOUT()  # On the attention weights.
+    config.model.position_dropout_rate = _SAME_AS_DROPOUT()   # On the position encodings.
+    config.model.input_dropout_rate = _SAME_AS_DROPOUT()  # On the token projection pre-ReLU.
     config.model.attention_output_bias = True  # Sonnet Linear with bias after attention.
     config.model.layer_norm_epsilon = 1e-5     # Sonnet's LayerNorm.
     config.model.initialization = "release"    # Sonnet's initialisers ("flax": Flax's).

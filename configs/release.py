@@ -42,9 +42,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.mlp_dim = 1024
     config.model.head_hidden_dim = 128
     config.model.dropout_rate = 0.1
-    config.model.attention_dropout_rate = 0.1
-    config.model.position_dropout_rate = 0.1
-    config.model.input_dropout_rate = 0.1
+    # attention_dropout_rate, position_dropout_rate, input_dropout_rate: None from
+    # configs/clevrer.py, i.e. dropout_rate, the one rate of the release.
     config.model.attention_output_bias = True
     config.model.layer_norm_epsilon = 1e-5
     config.model.initialization = "release"

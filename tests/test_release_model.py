@@ -148,3 +148,21 @@ def test_release_initialisation_statistics():
     assert not np.any(p["cls_token"]) and not np.any(p["mask_embedding"])
     query = p["transformer"]["layer_0"]["attention"]["query"]  # 2 / sqrt(layers) scaling
     assert abs(query.std() / np.sqrt(2 / np.sqrt(2) / 180) - 1) < 0.03
+
+
+def test_unset_release_dropouts_follow_dropout_rate():
+    config = release_config.get_config()
+    assert config.model.attention_dropout_rate is None  # The release's one rate.
+    off = tiny_release_model(dropout_rate=0.0, attention_dropout_rate=None,
+                             position_dropout_rate=None, input_dropout_rate=None)
+    params = init(off)
+    latents, question, _ = tiny_inputs(9)
+    apply = lambda model, **kw: np.asarray(model.apply({"params": params}, latents, question,
+                                                       method=ALOE.descriptive, **kw))
+    det = apply(off, deterministic=True)
+    np.testing.assert_array_equal(apply(off, deterministic=False,
+                                        rngs={"dropout": jax.random.key(10)}), det)
+    on = off.clone(dropout_rate=0.1)
+    assert on._rate(None) == 0.1 and on._rate(0.3) == 0.3  # pylint: disable=protected-access
+    assert not np.allclose(apply(on, deterministic=False, rngs={"dropout": jax.random.key(10)}),
+                           det, atol=1e-4)

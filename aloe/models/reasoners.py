@@ -164,6 +164,8 @@ class VariantReasoning(nn.Module, kw_only=True):
       attention_dropout_rate: dropout on the attention weights (release: 0.1).
       position_dropout_rate: dropout on the position encodings (release: 0.1).
       input_dropout_rate: dropout on the token projection before its ReLU (release: 0.1).
+        Each of the three may be None: `dropout_rate` (the release uses one rate for
+        all its dropouts).
       attention_output_bias: a bias on the attention output projections (release).
       layer_norm_epsilon: of the transformer's LayerNorms (release: Sonnet's 1e-5).
       initialization: "flax" or "release" (`MODEL_INITS`, `transformer.tower_init`).
@@ -185,9 +187,9 @@ class VariantReasoning(nn.Module, kw_only=True):
     resnet_stem_width: int = 32
     resnet_stem_stride: int = 2
     resnet_num_groups: Optional[int] = 8
-    attention_dropout_rate: float = 0.0
-    position_dropout_rate: float = 0.0
-    input_dropout_rate: float = 0.0
+    attention_dropout_rate: Optional[float] = 0.0
+    position_dropout_rate: Optional[float] = 0.0
+    input_dropout_rate: Optional[float] = 0.0
     attention_output_bias: bool = False
     layer_norm_epsilon: float = 1e-6
     initialization: str = "flax"
@@ -228,13 +230,13 @@ class VariantReasoning(nn.Module, kw_only=True):
         else:
             self.token_projection = nn.Dense(width, kernel_init=init.projection,
                                              name="token_projection")
-            self.input_dropout = transformer.Dropout(self.input_dropout_rate)
+            self.input_dropout = transformer.Dropout(self._rate(self.input_dropout_rate))
         if self.variant in ("transformer", "resnet"):
             self.transformer = transformer.RelativeTransformer(
                 num_layers=self.num_layers, num_heads=self.num_heads, head_dim=token_dim,
                 mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate,
-                attention_dropout_rate=self.attention_dropout_rate,
-                position_dropout_rate=self.position_dropout_rate,
+                attention_dropout_rate=self._rate(self.attention_dropout_rate),
+                position_dropout_rate=self._rate(self.position_dropout_rate),
                 output_bias=self.attention_output_bias,
                 layer_norm_epsilon=self.layer_norm_epsilon,
                 initialization=self.initialization, name="transformer")
@@ -278,6 +280,10 @@ class VariantReasoning(nn.Module, kw_only=True):
                                  f"channels], got shape {inputs.shape}.")
             return (*inputs.shape[:2], self.entities_per_frame(*inputs.shape[2:4]))
         return tuple(inputs.shape[:3])
+
+    def _rate(self, rate: Optional[float]) -> float:
+        """A release dropout's rate: `rate`, or `dropout_rate` when None."""
+        return self.dropout_rate if rate is None else rate
 
     def _mask_vector(self) -> Optional[jax.Array]:
         """The mask vector (`[d]` or `[d + 2]`), None when the model has none."""
