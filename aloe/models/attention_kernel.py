@@ -18,6 +18,12 @@ How it is computed:
   padded matrix of the shift; its flattened form is then sliced contiguously.
 - Dropout draws its mask from a counter-based hash seeded by the caller's key
   (see `dropout`) instead of threefry, which cost more than the model's matmuls.
+- Mixed precision: q, k, v, the relative keys and the biases may be bfloat16
+  (the transformer's compute dtype). Every product then accumulates in float32
+  (`preferred_element_type`), the logits, softmax statistics and gradient
+  accumulators are float32, and the weights are cast to the compute dtype only
+  as operands of the next product; outputs and gradients come back in the
+  inputs' dtypes. With float32 inputs every cast is the identity.
 """
 
 import functools
@@ -29,6 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 
 _MASKED_LOGIT = -1e30
+
+
+def _dot(spec: str, a: jax.Array, b: jax.Array) -> jax.Array:
+    """`jnp.einsum(spec, a, b)` of operands in one dtype, accumulated and returned in float32."""
+    return jnp.einsum(spec, a, b.astype(a.dtype), preferred_element_type=jnp.float32)
 
 
 def sinusoid_encodings(length: int, width: int) -> jax.Array:
@@ -150,10 +161,10 @@ def _position_queries(q, position_bias, mask):
 def _sequence_logits(q, k, rel_ext, content_bias, position_bias, mask):
     """Masked attention logits of one sequence, [heads, N, N]."""
     n = q.shape[1]
-    content = jnp.einsum("hid,hjd->hij", q + content_bias[:, None], k)
+    content = _dot("hid,hjd->hij", q + content_bias[:, None], k)
     # Scores against [0; R]: column 0 is exactly zero, so this is relshift's padded
     # matrix; the shift is then the contiguous slice [N, N + N*N) of it, flattened.
-    padded = jnp.einsum("hid,hjd->hij", _position_queries(q, position_bias, mask), rel_ext)
+    padded = _dot("hid,hjd->hij", _position_queries(q, position_bias, mask), rel_ext)
     position = padded.reshape(-1, n * (n + 1))[:, n:n + n * n].reshape(-1, n, n)
     return jnp.where(mask[None, None, :], content + position, _MASKED_LOGIT)
 
@@ -168,8 +179,8 @@ def _sequence_forward(q, k, v, rel_ext, content_bias, position_bias, mask, seeds
     top = jnp.max(logits, axis=-1, keepdims=True)
     unnormalised = jnp.exp(logits - top)
     total = jnp.sum(unnormalised, axis=-1, keepdims=True)
-    out = jnp.einsum("hij,hjd->hid", _apply_drop(unnormalised, rate, seeds), v) / total
-    return out, (top + jnp.log(total))[..., 0]
+    out = _dot("hij,hjd->hid", _apply_drop(unnormalised, rate, seeds).astype(v.dtype), v)
+    return (out / total).astype(v.dtype), (top + jnp.log(total))[..., 0]
 
 
 def _sequence_backward(q, k, v, rel_ext, content_bias, position_bias, mask, seeds, out,
@@ -179,25 +190,28 @@ def _sequence_backward(q, k, v, rel_ext, content_bias, position_bias, mask, seed
     With attention dropout the output is `(w * m) @ v` for the weights `w` and
     the scaled keep mask `m`, recomputed from the seeds. Then
     `d logits = w * (m * d_out v^T - d_out . out)`, since
-    `sum_j w_ij m_ij (d_out_i . v_j) = d_out_i . out_i`.
+    `sum_j w_ij m_ij (d_out_i . v_j) = d_out_i . out_i`. Gradients are float32.
     """
+    compute = q.dtype
     n = q.shape[1]
     logits = _sequence_logits(q, k, rel_ext, content_bias, position_bias, mask)
     weights = jnp.exp(logits - log_norm[..., None])
     # Contractions over the query axis are written as [d, i] @ [i, j] products of
     # small transposes, the layout the matmul library handles fastest.
     t = lambda a: a.transpose(0, 2, 1)
-    td = lambda a, b: t(jax.lax.optimization_barrier(jnp.einsum("hdi,hij->hdj", t(a), b)))
-    dv = td(d_out, _apply_drop(weights, rate, seeds))
-    d_weights = _apply_drop(jnp.einsum("hid,hjd->hij", d_out, v), rate, seeds)
+    td = lambda a, b: t(jax.lax.optimization_barrier(_dot("hdi,hij->hdj", t(a), b)))
+    dv = td(d_out, _apply_drop(weights, rate, seeds).astype(compute))
+    d_weights = _apply_drop(_dot("hid,hjd->hij", d_out, v), rate, seeds)
     # sum_j w_ij dw_ij = d_out_i . out_i (no extra pass over the [N, N] weights).
-    d_logits = weights * (d_weights - jnp.sum(d_out * out, axis=-1, keepdims=True))
-    dq_content = jnp.einsum("hij,hjd->hid", d_logits, k)
+    d_out_dot_out = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1,
+                            keepdims=True)
+    d_logits = (weights * (d_weights - d_out_dot_out)).astype(compute)
+    dq_content = _dot("hij,hjd->hid", d_logits, k)
     dk = td(q + content_bias[:, None], d_logits)
     # Transpose of the flattened slice: zeros in front, back to [N, N+1].
     d_padded = jnp.pad(d_logits.reshape(-1, n * n), [(0, 0), (n, 0)]).reshape(-1, n, n + 1)
     dq_position = jnp.where(mask[None, :, None],
-                            jnp.einsum("hij,hjd->hid", d_padded, rel_ext), 0.0)
+                            _dot("hij,hjd->hid", d_padded, rel_ext), 0.0)
     d_rel_ext = td(_position_queries(q, position_bias, mask), d_padded)
     return dq_content, dq_position, dk, dv, d_rel_ext
 
@@ -301,9 +315,11 @@ def _relative_attention_backward(chains, rate, residuals, d_out):
         lambda s: _sequence_backward(s[0], s[1], s[2], rel_ext, content_bias, position_bias,
                                      *s[3:], rate),
         (q, k, v, mask, seeds, out, log_norm, d_out), chains,
-        summed=(jnp.zeros_like(rel_ext),))
-    return (dq_content + dq_position, dk, dv, d_rel_ext[:, 1:],
-            dq_content.sum(axis=(0, 2)), dq_position.sum(axis=(0, 2)), None, None)
+        summed=(jnp.zeros(rel_ext.shape, jnp.float32),))
+    return ((dq_content + dq_position).astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype),
+            d_rel_ext[:, 1:].astype(rel_ext.dtype),
+            dq_content.sum(axis=(0, 2)).astype(content_bias.dtype),
+            dq_position.sum(axis=(0, 2)).astype(position_bias.dtype), None, None)
 
 
 _relative_attention.defvjp(_relative_attention_forward, _relative_attention_backward)

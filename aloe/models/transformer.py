@@ -27,6 +27,13 @@ are computed once per layer and shared by the whole batch; the attention
 itself is `aloe.models.attention_kernel` (its functions are importable from
 here too).
 
+Mixed precision (`dtype`, see `aloe.models.precision`): parameters stay
+float32 and are cast to the compute dtype where they are used; the attention,
+the feed-forward and the LayerNorms' outputs are computed in it (LayerNorm
+statistics, logits and softmax in float32), while the residual stream stays
+float32, so a block adds each branch's output to a float32 sum. The default,
+float32, is the computation above exactly.
+
 Release options (the released model's choices, off by default): a bias on the
 attention output projection, LayerNorm epsilon 1e-5, dropout on the attention
 weights and on the position encodings, and the release's initialisers
@@ -34,7 +41,7 @@ weights and on the position encodings, and the release's initialisers
 """
 
 import math
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -47,6 +54,7 @@ from aloe.models.attention_kernel import relative_attention
 from aloe.models.attention_kernel import relative_attention_weights
 from aloe.models.attention_kernel import relative_shift  # pylint: disable=unused-import
 from aloe.models.attention_kernel import sinusoid_encodings
+from aloe.models.precision import compute_dtype
 
 # Standard deviation of a unit normal truncated at two standard deviations.
 _TRUNCATION_STD = .87962566103423978
@@ -135,6 +143,8 @@ class RelativeMultiHeadAttention(nn.Module):
       dropout_rate: dropout on the attention weights (the release: 0.1).
       output_bias: adds a bias to the output projection.
       init: the parameters' initialisers.
+      dtype: compute dtype (a dtype or a `precision.DTYPE_NAMES` name); the
+        output is in it.
     """
     num_heads: int
     head_dim: int
@@ -142,6 +152,7 @@ class RelativeMultiHeadAttention(nn.Module):
     dropout_rate: float = 0.0
     output_bias: bool = False
     init: TowerInit = TowerInit()
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: Optional[jax.Array] = None,
@@ -185,13 +196,17 @@ class RelativeMultiHeadAttention(nn.Module):
             raise ValueError(f"encodings shape {encodings.shape} != [tokens, width] "
                              f"{(length, width)}.")
 
+        dtype = compute_dtype(self.dtype)
+        x = x.astype(dtype)
+        content_bias, position_bias = content_bias.astype(dtype), position_bias.astype(dtype)
         # One matmul for q, k, v; the query scale is folded into its kernel.
         kernels[0] = kernels[0] * (1.0 / math.sqrt(head_dim))
-        qkv = x.reshape(batch * length, width) @ jnp.concatenate(kernels, axis=1)
+        qkv = x.reshape(batch * length, width) @ jnp.concatenate(kernels, axis=1).astype(dtype)
         qkv = qkv.reshape(batch, length, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # [batch, heads, tokens, head_dim]
         # Relative keys, once per layer for the whole batch: [heads, tokens, head_dim].
-        rel = (encodings @ relative_kernel).reshape(length, heads, head_dim).transpose(1, 0, 2)
+        rel = (encodings.astype(dtype) @ relative_kernel.astype(dtype)).reshape(
+            length, heads, head_dim).transpose(1, 0, 2)
 
         if self.is_mutable_collection("intermediates"):
             self.sow("intermediates", "attention", relative_attention_weights(
@@ -205,9 +220,10 @@ class RelativeMultiHeadAttention(nn.Module):
         attended = relative_attention(q, k, v, rel, content_bias, position_bias, mask, chains,
                                       seeds, rate)
         attended = attended.transpose(0, 2, 1, 3).reshape(batch * length, width)
-        out = attended @ output_kernel
+        out = attended @ output_kernel.astype(dtype)
         if self.output_bias:
-            out = out + self.param("output_bias", nn.initializers.zeros, (width,), jnp.float32)
+            out = out + self.param("output_bias", nn.initializers.zeros, (width,),
+                                   jnp.float32).astype(dtype)
         return out.reshape(batch, length, width)
 
 
@@ -215,8 +231,9 @@ class RelativeTransformerBlock(nn.Module):
     """One pre-LayerNorm block: attention and a ReLU feed-forward, each residual.
 
     x + Dropout(Attention(LN(x))), then x + Dropout(Dense(Dropout(ReLU(Dense(LN(x)))))).
-    `attention_dropout_rate`, `output_bias`, `init`: see `RelativeMultiHeadAttention`;
-    `layer_norm_epsilon`: of both LayerNorms.
+    `attention_dropout_rate`, `output_bias`, `init`, `dtype`: see
+    `RelativeMultiHeadAttention`; `layer_norm_epsilon`: of both LayerNorms. The
+    residual stream keeps the input's dtype (float32 in the models).
     """
     num_heads: int
     head_dim: int
@@ -227,6 +244,7 @@ class RelativeTransformerBlock(nn.Module):
     output_bias: bool = False
     layer_norm_epsilon: float = 1e-6
     init: TowerInit = TowerInit()
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: Optional[jax.Array], *,
@@ -237,12 +255,15 @@ class RelativeTransformerBlock(nn.Module):
         attention = RelativeMultiHeadAttention(
             self.num_heads, self.head_dim, self.attention_chains,
             dropout_rate=self.attention_dropout_rate, output_bias=self.output_bias,
-            init=self.init, name="attention")
-        norm = lambda name: nn.LayerNorm(epsilon=self.layer_norm_epsilon, name=name)
+            init=self.init, dtype=self.dtype, name="attention")
+        dtype = compute_dtype(self.dtype)
+        norm = lambda name: nn.LayerNorm(epsilon=self.layer_norm_epsilon, dtype=dtype,
+                                         param_dtype=jnp.float32, name=name)
         attended = attention(norm("attention_norm")(x), mask, encodings,
                              deterministic=deterministic)
         x = x + Dropout(self.dropout_rate)(attended, deterministic=deterministic)
-        dense = lambda size, name: nn.Dense(size, kernel_init=self.init.mlp_kernel, name=name)
+        dense = lambda size, name: nn.Dense(size, kernel_init=self.init.mlp_kernel, dtype=dtype,
+                                            param_dtype=jnp.float32, name=name)
         hidden = norm("mlp_norm")(x).reshape(batch * length, width)
         hidden = nn.relu(dense(self.mlp_dim, "mlp_hidden")(hidden))
         hidden = Dropout(self.dropout_rate)(hidden, deterministic=deterministic)
@@ -274,6 +295,8 @@ class RelativeTransformer(nn.Module):
       layer_norm_epsilon: of every LayerNorm (Flax 1e-6; the release's Sonnet 1e-5).
       initialization: `INITIALIZATIONS`: "flax" (Flax's defaults, zero u / v)
         or "release" (`release_tower_init`).
+      dtype: compute dtype of every block (see the module docstring); a dtype
+        or a `precision.DTYPE_NAMES` name ("auto": per backend).
     """
     num_layers: int
     num_heads: int
@@ -286,6 +309,7 @@ class RelativeTransformer(nn.Module):
     output_bias: bool = False
     layer_norm_epsilon: float = 1e-6
     initialization: str = "flax"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: Optional[jax.Array] = None, *,
@@ -314,6 +338,6 @@ class RelativeTransformer(nn.Module):
                 self.num_heads, self.head_dim, self.mlp_dim, self.dropout_rate,
                 self.attention_chains, attention_dropout_rate=self.attention_dropout_rate,
                 output_bias=self.output_bias, layer_norm_epsilon=self.layer_norm_epsilon,
-                init=init, name=f"layer_{layer}")(
+                init=init, dtype=self.dtype, name=f"layer_{layer}")(
                 x, mask, deterministic=deterministic, encodings=encodings)
         return x
