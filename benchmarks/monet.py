@@ -15,16 +15,21 @@ frames/s, FLOPs per call, achieved FLOP/s, this machine's dense float32 matmul
 peak measured in the same run (`measure_matmul_peak` of
 `benchmarks/train_step.py`, a 4096^3 jnp.dot), the process-CPU-time ratio (less
 affected by other load on a shared machine), and, last,
-`fraction_of_matmul_peak=<number>` for the training step.
+`fraction_of_matmul_peak=<number>` for the training step. With `--with_torch` a
+PyTorch MONet of the same sizes (`benchmarks/torch_monet.py`, channels-last)
+is timed on the same number of frames in the same run, and the throughput
+ratio is printed as `aloe_over_torch=<number>` just before it.
 
 FLOPs are XLA's count (`jax.jit(f).lower(...).cost_analysis()["flops"]`, the
 program before optimisation): convolutions and matmuls as 2 per multiply-add
 (padding excluded), plus element-wise work. The programs have no loops (the
 attention recursion is unrolled), so nothing is counted once for many runs.
+The count is always that of the float32 model with XLA's convolutions (the
+"xla" formulation), so that every formulation and dtype is credited with the
+same work.
 
-Full run (about 2.5 minutes on 2 otherwise idle cores, two timed training steps of
-~40 s each; longer when the machine is shared):
-  python benchmarks/monet.py
+Full run (a few minutes on 2 otherwise idle cores; longer when the machine is shared):
+  python benchmarks/monet.py [--with_torch]
 Smoke run:
   python benchmarks/monet.py --batch 4 --steps 1 --extract_steps 1
 """
@@ -39,7 +44,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from aloe.models import conv
 from aloe.models import monet
+from aloe.models import precision
 
 try:
     from benchmarks.train_step import measure_matmul_peak
@@ -59,6 +66,12 @@ def parse_args() -> argparse.Namespace:
                         help="untimed training steps before the timed ones (compiling is "
                              "done and timed separately)")
     parser.add_argument("--extract_steps", type=int, default=5, help="timed extraction calls")
+    parser.add_argument("--dtype", default="auto", choices=precision.DTYPE_NAMES,
+                        help="compute dtype (auto: per backend)")
+    parser.add_argument("--conv_formulation", default=monet.MONet.conv_formulation,
+                        choices=conv.FORMULATIONS)
+    parser.add_argument("--with_torch", action="store_true",
+                        help="also time a PyTorch MONet of the same sizes")
     return parser.parse_args()
 
 
@@ -87,17 +100,20 @@ def make_extract(model: monet.MONet) -> Callable[..., Any]:
                                               method=monet.MONet.encode)[0]
 
 
-def compile_with_flops(function: Callable[..., Any],
-                       *args: Any) -> tuple[Callable[..., Any], float, float]:
-    """(compiled `function` for `args`, XLA's FLOP count of the lowered (unoptimised)
-    program, lowering + compile seconds)."""
-    start = time.perf_counter()
-    lowered = jax.jit(function).lower(*args)
-    costs = lowered.cost_analysis()
+def lowered_flops(function: Callable[..., Any], *args: Any) -> float:
+    """XLA's FLOP count of the lowered (unoptimised) program of `function(*args)`."""
+    costs = jax.jit(function).lower(*args).cost_analysis()
     if isinstance(costs, (list, tuple)):
         costs = costs[0]
-    compiled = lowered.compile()
-    return compiled, float(costs["flops"]), time.perf_counter() - start
+    return float(costs["flops"])
+
+
+def compile_timed(function: Callable[..., Any],
+                  *args: Any) -> tuple[Callable[..., Any], float]:
+    """(compiled `function` for `args`, lowering + compile seconds)."""
+    start = time.perf_counter()
+    compiled = jax.jit(function).lower(*args).compile()
+    return compiled, time.perf_counter() - start
 
 
 def time_calls(call: Callable[[int], Any], warmup: int,
@@ -118,20 +134,26 @@ def main() -> None:
     """Runs the benchmark and prints its figures."""
     args = parse_args()
     model = monet.MONet(num_slots=args.slots, latent_dim=args.latent_dim,
-                        image_size=args.image_size)
+                        image_size=args.image_size, conv_formulation=args.conv_formulation,
+                        dtype=precision.compute_dtype(args.dtype))
     images = jnp.asarray(np.random.default_rng(0).uniform(
         size=(args.batch, args.image_size, args.image_size, 3)).astype(np.float32))
     params = jax.jit(lambda key: model.init({"params": key}, images[:1], deterministic=True))(
         jax.random.key(0))["params"]
     num_params = sum(leaf.size for leaf in jax.tree.leaves(params))
     print(f"config: slots={args.slots} latent_dim={args.latent_dim} image={args.image_size} "
-          f"batch={args.batch} params={num_params} devices={jax.devices()}")
+          f"batch={args.batch} params={num_params} dtype={jnp.dtype(model.dtype).name} "
+          f"conv={args.conv_formulation} devices={jax.devices()}")
     tx = optax.rmsprop(1e-4)
     state = {"params": params, "opt_state": tx.init(params)}
 
     peak, cpu_peak = measure_matmul_peak()
 
-    train_step, step_flops, compile_time = compile_with_flops(
+    reference = model.clone(conv_formulation="xla", dtype=jnp.float32)
+    step_flops = lowered_flops(make_train_step(reference, tx), state["params"],
+                               state["opt_state"], images, 0)
+    extract_flops = lowered_flops(make_extract(reference), state["params"], images)
+    train_step, compile_time = compile_timed(
         make_train_step(model, tx), state["params"], state["opt_state"], images, 0)
 
     def run_train(i):
@@ -148,8 +170,7 @@ def main() -> None:
     print(f"train: median step {step:.3f} s, {args.batch / step:.2f} frames/s; "
           f"{step_flops / 1e9:.1f} GFLOP/step (XLA count), {step_flops / step / 1e9:.1f} GFLOP/s")
 
-    extract, extract_flops, extract_compile = compile_with_flops(
-        make_extract(model), state["params"], images)
+    extract, extract_compile = compile_timed(make_extract(model), state["params"], images)
     extract_times, extract_cpu, _ = time_calls(
         lambda i: extract(state["params"], images), 1, args.extract_steps)
     extract_time = statistics.median(extract_times)
@@ -170,6 +191,18 @@ def main() -> None:
           f"(robust to other load)")
     print(f"measured float32 matmul peak (4096^3 jnp.dot, best of 2x6): {peak / 1e9:.1f} GFLOP/s")
     print(f"extract: fraction of matmul peak {extract_flops / extract_time / peak:.3f}")
+    if args.with_torch:
+        try:
+            from benchmarks import torch_monet  # pylint: disable=g-import-not-at-top
+        except ImportError:
+            import torch_monet  # pylint: disable=g-import-not-at-top
+        torch_times = torch_monet.time_training(
+            args.batch, args.steps, 1, num_slots=args.slots, latent_dim=args.latent_dim,
+            image_size=args.image_size)
+        torch_step = statistics.median(torch_times)
+        print("torch: step times " + " ".join(f"{t:.3f}" for t in torch_times))
+        print(f"torch: median step {torch_step:.3f} s, {args.batch / torch_step:.2f} frames/s")
+        print(f"aloe_over_torch={torch_step / step:.3f}")
     print(f"fraction_of_matmul_peak={step_flops / step / peak:.3f}")
 
 

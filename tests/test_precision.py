@@ -103,3 +103,58 @@ def test_bfloat16_transformer_learns():
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves((params, opt_state))
                if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating))
     assert losses[-1] < 0.1 * losses[0], (losses[0], losses[-1])
+
+
+def tiny_monet(dtype) -> monet.MONet:
+    return monet.MONet(num_slots=3, latent_dim=4, image_size=16, unet_channels=(8, 8, 8),
+                       unet_mlp_hidden=(32,), encoder_channels=(8, 8, 8, 8), encoder_hidden=32,
+                       decoder_channels=(8, 8), dtype=dtype)
+
+
+def test_monet_bfloat16_agrees_with_float32():
+    images = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+    f32, bf16 = tiny_monet(jnp.float32), tiny_monet("bfloat16")
+    params = f32.init(jax.random.key(1), images, deterministic=True)
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
+    out32 = f32.apply(params, images, deterministic=True)
+    out16 = bf16.apply(params, images, deterministic=True)
+    for name in ("masks", "recon", "mu", "logvar", "decoded_mask_logits"):
+        assert getattr(out16, name).dtype == jnp.float32, name
+        error = relative_error(getattr(out16, name), getattr(out32, name))
+        assert error < BF16_RELATIVE_TOLERANCE, (name, error)
+    loss32 = monet.monet_loss(out32, images, **f32.loss_hyperparameters)[0]
+    loss16 = monet.monet_loss(out16, images, **bf16.loss_hyperparameters)[0]
+    assert abs(float(loss16) - float(loss32)) < 0.01 * abs(float(loss32))
+
+
+def test_bfloat16_monet_learns():
+    """A short bfloat16 run on blocky images lowers the loss steadily, by over 0.1 nats per pixel."""
+    rng = np.random.default_rng(0)
+    images = np.full((8, 16, 16, 3), 0.5, np.float32)
+    for image in images:
+        y, x = rng.integers(0, 11, size=2)
+        image[y:y + 5, x:x + 5] = rng.uniform(size=3)
+    images = jnp.asarray(images)
+    model = tiny_monet("bfloat16")
+    params = model.init(jax.random.key(0), images[:1], deterministic=True)["params"]
+    tx = optax.adam(3e-3)
+
+    @jax.jit
+    def step(params, opt_state, key):
+        def loss_fn(params):
+            outputs = model.apply({"params": params}, images, deterministic=False,
+                                  rngs={"sample": key})
+            return monet.monet_loss(outputs, images, **model.loss_hyperparameters)[0]
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    opt_state, losses = tx.init(params), []
+    for i in range(60):
+        params, opt_state, loss = step(params, opt_state, jax.random.key(i))
+        losses.append(float(loss))
+    assert np.all(np.isfinite(losses))
+    thirds = [np.mean(chunk) for chunk in np.array_split(np.array(losses), 3)]
+    assert thirds[0] > thirds[1] > thirds[2], thirds
+    assert thirds[0] - thirds[2] > 0.1 * 16 * 16, thirds

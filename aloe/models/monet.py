@@ -28,6 +28,13 @@ for 17% fewer of the decoder's FLOPs.
 Training samples `z = mu + exp(log var / 2) * eps` with the `'sample'` rng;
 deterministic mode decodes `z = mu`.
 
+How it is computed: every convolution is an `aloe.models.conv.Conv` (the
+parameters of `nn.Conv`) in the formulation `conv_formulation` names. `dtype`
+is the compute dtype of the convolutions, matmuls and activations between them
+(`aloe.models.precision`); parameters stay float32, and the attention logits,
+the stick-breaking recursion, `mu`, `log var`, the decoded RGB and mask logits
+and so the loss are float32 whatever it is.
+
 Loss (`monet_loss`), per image summed over pixels (and colour channels inside
 each Gaussian), then averaged over the batch:
 
@@ -51,7 +58,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from aloe.models import conv as conv_lib
 from aloe.models import unet as unet_lib
+from aloe.models.precision import compute_dtype
 
 
 def stick_breaking_step(log_scope: jax.Array, logits: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -93,21 +102,26 @@ class AttentionNetwork(nn.Module):
       num_slots: K.
       unet_channels: channels of the U-Net blocks.
       unet_mlp_hidden: hidden sizes of the U-Net's bottleneck MLP.
+      conv_formulation: see `conv.FORMULATIONS`.
+      dtype: the U-Net's compute dtype; the recursion is float32.
     """
 
     num_slots: int
     unet_channels: Sequence[int] = (32, 32, 64, 64, 64)
     unet_mlp_hidden: Sequence[int] = (128, 128)
+    conv_formulation: str = "xla"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
         """Log masks `[B, K, H, W, 1]` of images `[B, H, W, C]`; they sum to 1 in probability."""
         unet = unet_lib.UNet(self.unet_channels, self.unet_mlp_hidden, out_features=1,
+                             conv_formulation=self.conv_formulation, dtype=self.dtype,
                              name="unet")
         log_scope = jnp.zeros(images.shape[:3] + (1,), images.dtype)
         log_masks = []
         for _ in range(self.num_slots - 1):
-            logits = unet(jnp.concatenate([images, log_scope], axis=-1))
+            logits = unet(jnp.concatenate([images, log_scope], axis=-1)).astype(images.dtype)
             log_mask, log_scope = stick_breaking_step(log_scope, logits)
             log_masks.append(log_mask)
         log_masks.append(log_scope)
@@ -121,20 +135,29 @@ class ComponentEncoder(nn.Module):
       latent_dim: d.
       channels: output channels of the conv3x3 stride-2 layers (padding 1).
       hidden: width of the Dense layer before the Gaussian's parameters.
+      conv_formulation: see `conv.FORMULATIONS`.
+      dtype: compute dtype; `mu` and `logvar` are float32.
     """
 
     latent_dim: int
     channels: Sequence[int] = (32, 32, 64, 64)
     hidden: int = 256
+    conv_formulation: str = "xla"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Gaussian parameters `(mu, logvar)`, each `[N, latent_dim]`."""
+        dtype = compute_dtype(self.dtype)
         for i, features in enumerate(self.channels):
-            x = nn.relu(nn.Conv(features, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
-                                name=f"conv_{i}")(x))
-        x = nn.relu(nn.Dense(self.hidden, name="hidden")(x.reshape(x.shape[0], -1)))
-        mu, logvar = jnp.split(nn.Dense(2 * self.latent_dim, name="gaussian")(x), 2, axis=-1)
+            x = nn.relu(conv_lib.Conv(features, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
+                                      formulation=self.conv_formulation, dtype=dtype,
+                                      name=f"conv_{i}")(x))
+        dense = lambda features, name: nn.Dense(features, dtype=dtype, param_dtype=jnp.float32,
+                                                name=name)
+        x = nn.relu(dense(self.hidden, "hidden")(x.reshape(x.shape[0], -1)))
+        gaussian = dense(2 * self.latent_dim, "gaussian")(x).astype(jnp.float32)
+        mu, logvar = jnp.split(gaussian, 2, axis=-1)
         return mu, logvar
 
 
@@ -157,10 +180,12 @@ class BroadcastConv(nn.Module):
     Attributes:
       features: output channels.
       side: side of the grid z is tiled over.
+      dtype: compute dtype; the output is in it.
     """
 
     features: int
     side: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -169,11 +194,12 @@ class BroadcastConv(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(),
                             (3, 3, latent_dim + 2, self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        dtype = compute_dtype(self.dtype)
         coordinate_part = jax.lax.conv_general_dilated(
-            coordinate_grid(self.side)[None], kernel[:, :, latent_dim:], (1, 1), "VALID",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        latent_part = z @ jnp.sum(kernel[:, :, :latent_dim], axis=(0, 1))
-        return latent_part[:, None, None, :] + coordinate_part + bias
+            coordinate_grid(self.side)[None].astype(dtype), kernel[:, :, latent_dim:].astype(dtype),
+            (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        latent_part = z.astype(dtype) @ jnp.sum(kernel[:, :, :latent_dim], axis=(0, 1)).astype(dtype)
+        return latent_part[:, None, None, :] + coordinate_part + bias.astype(dtype)
 
 
 class SpatialBroadcastDecoder(nn.Module):
@@ -186,10 +212,14 @@ class SpatialBroadcastDecoder(nn.Module):
     Attributes:
       image_size: S, the side of the square output.
       channels: output channels of the unpadded conv3x3 layers (at least one).
+      conv_formulation: see `conv.FORMULATIONS`.
+      dtype: compute dtype; the outputs are float32.
     """
 
     image_size: int
     channels: Sequence[int] = (32, 32, 32, 32)
+    conv_formulation: str = "xla"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -197,10 +227,13 @@ class SpatialBroadcastDecoder(nn.Module):
         if not self.channels:
             raise ValueError("SpatialBroadcastDecoder.channels must name at least one conv.")
         side = self.image_size + 2 * len(self.channels)
-        h = nn.relu(BroadcastConv(self.channels[0], side, name="conv_0")(z))
+        dtype = compute_dtype(self.dtype)
+        h = nn.relu(BroadcastConv(self.channels[0], side, dtype, name="conv_0")(z))
         for i, features in enumerate(self.channels[1:], start=1):
-            h = nn.relu(nn.Conv(features, (3, 3), padding="VALID", name=f"conv_{i}")(h))
-        out = nn.Conv(4, (1, 1), name="out")(h)
+            h = nn.relu(conv_lib.Conv(features, (3, 3), padding="VALID",
+                                      formulation=self.conv_formulation, dtype=dtype,
+                                      name=f"conv_{i}")(h))
+        out = conv_lib.Conv(4, (1, 1), dtype=dtype, name="out")(h).astype(jnp.float32)
         return jax.nn.sigmoid(out[..., :3]), out[..., 3:]
 
 
@@ -258,6 +291,10 @@ class MONet(nn.Module):
       sigma_fg: pixel standard deviation of the other slots (loss).
       beta: weight of the latent KL (loss).
       gamma: weight of the mask KL (loss).
+      conv_formulation: how the convolutions are computed (`conv.FORMULATIONS`;
+        the same mathematics and parameters in each).
+      dtype: compute dtype (a dtype or a `precision.DTYPE_NAMES` name, "auto":
+        per backend); parameters, outputs and the loss are float32.
     """
 
     num_slots: int = 8
@@ -272,6 +309,8 @@ class MONet(nn.Module):
     sigma_fg: float = 0.11
     beta: float = 0.5
     gamma: float = 0.5
+    conv_formulation: str = "xla"
+    dtype: Any = jnp.float32
 
     def setup(self):
         """Builds the attention network, the component encoder and the decoder."""
@@ -282,11 +321,13 @@ class MONet(nn.Module):
             raise ValueError(
                 f"MONet.image_size = {self.image_size} must be divisible by 2^(U-Net blocks - 1)"
                 f" = {factor} ({len(self.unet_channels)} blocks).")
+        dtype = compute_dtype(self.dtype)
         self.attention = AttentionNetwork(self.num_slots, self.unet_channels,
-                                          self.unet_mlp_hidden)
+                                          self.unet_mlp_hidden, self.conv_formulation, dtype)
         self.encoder = ComponentEncoder(self.latent_dim, self.encoder_channels,
-                                        self.encoder_hidden)
-        self.decoder = SpatialBroadcastDecoder(self.image_size, self.decoder_channels)
+                                        self.encoder_hidden, self.conv_formulation, dtype)
+        self.decoder = SpatialBroadcastDecoder(self.image_size, self.decoder_channels,
+                                               self.conv_formulation, dtype)
 
     @property
     def loss_hyperparameters(self) -> dict[str, float]:

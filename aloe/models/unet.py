@@ -15,13 +15,20 @@ For `n` blocks and channels `c_0, ..., c_{n-1}` (64x64 images: 5 blocks,
 - a final 1x1 convolution gives the output channels (1 attention logit).
 
 Height and width must be divisible by `2^(n-1)` so that every resize is exact.
+
+The convolutions are `aloe.models.conv.Conv` (the parameters of `nn.Conv`) in a
+chosen formulation; `dtype` is the compute dtype (instance-norm statistics in
+float32, parameters float32), and the output is in it.
 """
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from aloe.models import conv as conv_lib
+from aloe.models.precision import compute_dtype
 
 
 def downsample_nearest(x: jax.Array) -> jax.Array:
@@ -39,15 +46,21 @@ class ConvNormReLU(nn.Module):
 
     Attributes:
       features: output channels.
+      conv_formulation: see `conv.FORMULATIONS`.
+      dtype: compute dtype.
     """
 
     features: int
+    conv_formulation: str = "xla"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """`[N, H, W, C_in] -> [N, H, W, features]`."""
-        x = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False, name="conv")(x)
-        x = nn.InstanceNorm(epsilon=1e-5, name="norm")(x)
+        x = conv_lib.Conv(self.features, (3, 3), padding="SAME", use_bias=False,
+                          formulation=self.conv_formulation, dtype=self.dtype, name="conv")(x)
+        x = nn.InstanceNorm(epsilon=1e-5, dtype=compute_dtype(self.dtype),
+                            param_dtype=jnp.float32, name="norm")(x)
         return nn.relu(x)
 
 
@@ -59,11 +72,15 @@ class UNet(nn.Module):
         the number of blocks.
       mlp_hidden: hidden sizes of the bottleneck MLP.
       out_features: channels of the final 1x1 convolution.
+      conv_formulation: see `conv.FORMULATIONS`.
+      dtype: compute dtype (a dtype or a `precision.DTYPE_NAMES` name).
     """
 
     channels: Sequence[int] = (32, 32, 64, 64, 64)
     mlp_hidden: Sequence[int] = (128, 128)
     out_features: int = 1
+    conv_formulation: str = "xla"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -76,22 +93,27 @@ class UNet(nn.Module):
             raise ValueError(
                 f"UNet input must be [N, H, W, C] with H and W divisible by 2^(blocks-1) = "
                 f"{factor} ({num_blocks} blocks), got shape {x.shape}.")
+        dtype = compute_dtype(self.dtype)
+        block = lambda features, name: ConvNormReLU(features, self.conv_formulation, dtype,
+                                                    name=name)
+        dense = lambda features, name: nn.Dense(features, dtype=dtype, param_dtype=jnp.float32,
+                                                name=name)
         skips = []
         for i, features in enumerate(self.channels):
-            x = ConvNormReLU(features, name=f"down_{i}")(x)
+            x = block(features, f"down_{i}")(x)
             skips.append(x)
             if i < num_blocks - 1:
                 x = downsample_nearest(x)
         bottleneck_shape = x.shape
         x = x.reshape(x.shape[0], -1)
         for i, hidden in enumerate(self.mlp_hidden):
-            x = nn.relu(nn.Dense(hidden, name=f"mlp_{i}")(x))
+            x = nn.relu(dense(hidden, f"mlp_{i}")(x))
         bottleneck_size = bottleneck_shape[1] * bottleneck_shape[2] * bottleneck_shape[3]
-        x = nn.relu(nn.Dense(bottleneck_size, name="mlp_out")(x))
+        x = nn.relu(dense(bottleneck_size, "mlp_out")(x))
         x = x.reshape(bottleneck_shape)
         for i in reversed(range(num_blocks)):
             x = jnp.concatenate([x, skips[i]], axis=-1)
-            x = ConvNormReLU(self.channels[max(i - 1, 0)], name=f"up_{i}")(x)
+            x = block(self.channels[max(i - 1, 0)], f"up_{i}")(x)
             if i > 0:
                 x = upsample_nearest(x)
-        return nn.Conv(self.out_features, (1, 1), name="out")(x)
+        return conv_lib.Conv(self.out_features, (1, 1), dtype=dtype, name="out")(x)
