@@ -9,16 +9,22 @@ All formulations compute the same cross-correlation as
 - "taps": one matmul per kernel tap, `sum_{a, b} xpad[:, a::s, b::s] @ kernel[a, b]`,
   summed as they come (no `k*k`-times larger array);
 - "patches": the `k*k` shifted slices concatenated on the channel axis (im2col)
-  and one matmul with the kernel flattened to `[k*k*C, F]`.
+  and one matmul with the kernel flattened to `[k*k*C, F]`;
+- "xla_taps_grad": XLA's convolution forward and for the input's gradient, and
+  the kernel's gradient as one matmul per tap,
+  `d kernel[a, b] = xpad[:, a::s, b::s]^T @ d out` (contracting over every
+  output pixel of the batch), the form XLA:CPU runs well where its
+  kernel-gradient convolution is slow.
 
-Gradients are JAX's autodiff of each form: slices, pads and matmuls, with no
-convolution primitive in "taps" and "patches".
+Gradients of "taps" and "patches" are JAX's autodiff of each form: slices,
+pads and matmuls, with no convolution primitive.
 
 `Conv` has the parameters of `flax.linen.Conv` (`kernel [kh, kw, C, F]`, `bias [F]`,
 the same initialisers, drawn in the same order), so swapping one for the other
 keeps parameter trees, checkpoints and initial values.
 """
 
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -27,7 +33,7 @@ import jax.numpy as jnp
 
 from aloe.models.precision import compute_dtype
 
-FORMULATIONS = ("xla", "taps", "patches")
+FORMULATIONS = ("xla", "taps", "patches", "xla_taps_grad")
 Padding = Sequence[tuple[int, int]]
 
 
@@ -48,6 +54,39 @@ def _shifted_slices(x: jax.Array, kernel_shape: Sequence[int], strides: Sequence
                           (x.shape[0], a + sh * (oh - 1) + 1, b + sw * (ow - 1) + 1, x.shape[3]),
                           (1, sh, sw, 1))
             for a in range(kh) for b in range(kw)]
+
+
+def _xla_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+              pads: tuple[tuple[int, int], ...]) -> jax.Array:
+    """`lax.conv_general_dilated` in NHWC / HWIO."""
+    return jax.lax.conv_general_dilated(x, kernel, strides, pads,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_taps_grad(x, kernel, strides, pads):
+    return _xla_conv(x, kernel, strides, pads)
+
+
+def _conv_taps_grad_forward(x, kernel, strides, pads):
+    return _xla_conv(x, kernel, strides, pads), (x, kernel)
+
+
+def _conv_taps_grad_backward(strides, pads, residuals, d_out):
+    x, kernel = residuals
+    _, input_vjp = jax.vjp(lambda x: _xla_conv(x, kernel, strides, pads), x)
+    (d_x,) = input_vjp(d_out)
+    kh, kw, channels, features = kernel.shape
+    x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    slices = _shifted_slices(x, (kh, kw), strides, d_out.shape[1:3])
+    d_out = d_out.reshape(-1, features)
+    d_kernel = jnp.stack([
+        jnp.einsum("rc,rf->cf", s.reshape(-1, channels), d_out,
+                   preferred_element_type=jnp.float32) for s in slices])
+    return d_x, d_kernel.reshape(kernel.shape).astype(kernel.dtype)
+
+
+_conv_taps_grad.defvjp(_conv_taps_grad_forward, _conv_taps_grad_backward)
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1),
@@ -72,8 +111,9 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1),
         raise ValueError(f"conv2d input must be [N, H, W, {channels}], got shape {x.shape}.")
     pads = _padding(padding, (kh, kw))
     if formulation == "xla":
-        return jax.lax.conv_general_dilated(x, kernel, tuple(strides), pads,
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return _xla_conv(x, kernel, tuple(strides), pads)
+    if formulation == "xla_taps_grad":
+        return _conv_taps_grad(x, kernel, tuple(strides), pads)
     if any(pads[0]) or any(pads[1]):
         x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
     out_shape = ((x.shape[1] - kh) // strides[0] + 1, (x.shape[2] - kw) // strides[1] + 1)
