@@ -73,7 +73,7 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax
     return tx
 
 
-def init_state(task: Any, tx: optax.GradientTransformation, seed: int) -> TrainState:
+def init_state(task: tasks.Task, tx: optax.GradientTransformation, seed: int) -> TrainState:
     """Fresh parameters and optimizer state (identical on every process)."""
     params = task.init_params(jax.random.key(seed))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
@@ -97,7 +97,7 @@ def load_params(source: str, target: PyTree) -> tuple[PyTree, int]:
         ckpt.close()
 
 
-def starting_state(config: ml_collections.ConfigDict, task: Any,
+def starting_state(config: ml_collections.ConfigDict, task: tasks.Task,
                    tx: optax.GradientTransformation, ckpt: checkpointing.Checkpointer,
                    mesh: jax.sharding.Mesh) -> tuple[TrainState, int | None]:
     """The replicated state a run starts from, and the step of the checkpoint it came from.
@@ -127,7 +127,7 @@ def starting_state(config: ml_collections.ConfigDict, task: Any,
     return parallel.replicate(fresh, mesh), None
 
 
-def make_train_step(task: Any, tx: optax.GradientTransformation, seed: int):
+def make_train_step(task: tasks.Task, tx: optax.GradientTransformation, seed: int):
     """The per-device train step `(state, batch) -> (state, metrics)`.
 
     It must run under `parallel.data_parallel` (or `jax.pmap` with
@@ -303,19 +303,21 @@ def _should_stop(preemption: checkpointing.PreemptionFlag, ckpt: checkpointing.C
     return stop
 
 
-def _write_images(writer, task: Any, params: PyTree, batch: PyTree, step: int) -> None:
-    """TensorBoard images of a task that draws them (`task.summary_images`), process 0.
+def _write_images(writer, task: tasks.Task, params: PyTree, batch: PyTree, step: int) -> None:
+    """TensorBoard images of the task (`task.summary_images`, may be none), process 0.
 
     `summary_images(params, batch) -> {name: uint8 [N, H, W, C]}` gets this process's
     copy of the (replicated) parameters and its rows of the step's batch.
     """
-    if not hasattr(task, "summary_images") or jax.process_index() != 0:
+    if jax.process_index() != 0:
         return
     local = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
-    writer.write_images(step, task.summary_images(local, batch))
+    images = task.summary_images(local, batch)
+    if images:
+        writer.write_images(step, images)
 
 
-def _make_validator(config: ml_collections.ConfigDict, task: Any, mesh: jax.sharding.Mesh):
+def _make_validator(config: ml_collections.ConfigDict, task: tasks.Task, mesh: jax.sharding.Mesh):
     """Validation every `train.eval_every` steps (None when 0 or unset).
 
     It evaluates the first `train.eval_batches` batches of `eval.split` (0: all)

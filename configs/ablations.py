@@ -15,12 +15,15 @@ validation accuracy (descriptive / explanatory / predictive / counterfactual):
                 on the ResNet's own entities); needs
                 --config.data.frames_root=/path/to/frame_store
   hierarchical  13 within-frame + 13 across-frame blocks        80.6 / 87.4 / 73.5 / 55.1
-                (λ = 0.01 on the stage-1 object outputs)
+                (model.num_layers = 26; λ = 0.01 on the stage-1
+                object outputs)
 
 Bases: `clevrer` (default; the paper's sizes, configs/clevrer.py, 200k steps of
 well under a second each on one accelerator), `toy` (configs/toy.py, minutes on
-a CPU) and `test` (configs/test.py, seconds; for tests). Every row has every
-field, so one override serves all rows. All five rows, three seeds each:
+a CPU) and `test` (configs/test.py, seconds; for tests). A row carries only
+the fields of its parts (configs/parts.py); the frame store fields are data
+fields every row has, so one override serves all rows. All five rows, three
+seeds each:
 
   python -m aloe.study --out=studies/table1 \
       --run full=configs/ablations.py:full \
@@ -35,6 +38,7 @@ field, so one override serves all rows. All five rows, three seeds each:
 import ml_collections
 
 from configs import clevrer
+from configs import parts
 from configs import test
 from configs import toy
 
@@ -50,18 +54,20 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
         raise ValueError(f"configs/ablations.py: unknown row {row!r}; rows: {ROWS}.")
     if base not in BASES:
         raise ValueError(f"configs/ablations.py: unknown base {base!r}; bases: {tuple(BASES)}.")
-    config = BASES[base]()  # With the variant fields at the base's size (configs/variants.py).
+    config = BASES[base]()
+    size = "paper" if base == "clevrer" else base
     config.auxiliary.weight = 0.01       # λ of "Ours" (the paper's best, L2, scheme a).
 
     if row == "no_auxiliary":
         config.auxiliary.weight = 0.0
     elif row == "mlp":
-        config.model.variant = "mlp"
+        parts.use_reasoner(config, "mlp", size)
         config.auxiliary.weight = 0.0    # The MLP has no object outputs to predict from.
     elif row == "hierarchical":
-        config.model.variant = "hierarchical"
+        parts.use_reasoner(config, "hierarchical", size)
+        if base == "clevrer":
+            # 13 + 13 blocks: with the frame projection, the flat 28 blocks' budget.
+            config.model.num_layers = 26
     elif row == "resnet":
-        config.model.variant = "resnet"
-        config.data.num_slots = (config.data.frame_size // 16) ** 2  # Entities per frame.
-        config.train.permute_slots = False       # Entities come in spatial order.
+        parts.use_resnet(config, size)
     return config

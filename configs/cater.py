@@ -10,16 +10,20 @@ camera, and `all_actions_cameramotion`, moving camera) in the layout of
 static + 4 moving); the paper reports top-1 / top-5 / L1 of 74.0 / 94.0 / 0.44
 (static) and 59.7 / 90.1 / 0.69 (moving) with the L1 loss and the auxiliary
 self-supervised loss (λ = 2.0, on an unsupervised sub-batch).
+
+The argument picks a Table 1 part (configs/parts.py): `configs/cater.py:mlp`
+(with --config.auxiliary.weight=0: the MLP has no object outputs),
+`:hierarchical`, or `:resnet` (frames of a frame store at `data.frames_root`).
 """
 
 import ml_collections
 
 from aloe.tasks import auxiliary
-from configs import variants
+from configs import parts
 
 
-def get_config() -> ml_collections.ConfigDict:
-    """The paper configuration."""
+def get_config(arg: str = "transformer") -> ml_collections.ConfigDict:
+    """The paper configuration; the argument picks another part (`with_part`)."""
     config = ml_collections.ConfigDict()
     config.task = "cater"            # Which task (aloe.tasks.build).
     config.seed = 0                  # Seeds parameters, batches, dropout and augmentation.
@@ -32,6 +36,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.num_slots = 8        # MONet slots per frame.
     config.data.labeled_fraction = 1.0   # Share of videos whose labels train (Figure 3).
     config.data.labeled_seed = 0         # Which videos are labelled at a fraction < 1.
+    # Frames, for a model that reads them (`:resnet`): a frame store (python -m
+    # aloe.data.frame_store) of frame_size x frame_size frames, in place of data.root.
+    config.data.frames_root = ""
+    config.data.frame_size = 64
 
     config.model = ml_collections.ConfigDict()
     config.model.latent_dim = 36     # MONet latent size d; tokens are d + 2 wide.
@@ -40,6 +48,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.mlp_dim = 1024      # Feed-forward hidden size.
     config.model.head_hidden_dim = 144  # Hidden size of the 36-way grid head.
     config.model.dropout_rate = 0.1  # Transformer dropout.
+    config.model.entities = parts.latents()  # MONet latents of data.root.
+    config.model.reasoner = parts.reasoner("transformer", release=False)
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "lamb"   # "lamb", "adam" or "rmsprop".
@@ -73,5 +83,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.split = "valid"      # Reads {root}/valid_labels.json and {root}/valid/.
     config.eval.batch_size = 64      # Global videos per evaluation batch.
     config.eval.after_training = True  # --mode=train evaluates the final parameters.
-    variants.add_variant_fields(config, "paper")  # model.variant and the ablations' fields.
+    return with_part(config, arg, "paper")
+
+
+def with_part(config: ml_collections.ConfigDict, part: str,
+              size: str) -> ml_collections.ConfigDict:
+    """`config` with reasoner `part` ("transformer", "mlp", "hierarchical") or, for
+    "resnet", the ResNet encoder on frames (`data.frames_root`), at `size`."""
+    if part == "resnet":
+        parts.use_resnet(config, size)
+    else:
+        parts.use_reasoner(config, part, size, release=False)
     return config

@@ -11,17 +11,10 @@ validation split with the auxiliary loss. On one accelerator a step of this
 configuration takes well under a second (see benchmarks/train_step.py).
 """
 
-import functools
-
 import ml_collections
-from ml_collections import config_dict
 
 from aloe.tasks import auxiliary
-from configs import variants
-
-
-# A float field that holds None ("use model.dropout_rate") and takes a float override.
-_SAME_AS_DROPOUT = functools.partial(config_dict.placeholder, float)
+from configs import parts
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -48,6 +41,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.unknown_words = "error"  # "error" or "unk" (map unseen words to <unk>).
     config.data.labeled_fraction = 1.0   # Share of videos whose answers train (Figure 3).
     config.data.labeled_seed = 0         # Which videos are labelled at a fraction < 1.
+    # Frames, for a model that reads them (configs/parts.py use_resnet): a frame store
+    # (python -m aloe.data.frame_store) of frame_size x frame_size frames.
+    config.data.frames_root = ""
+    config.data.frame_size = 64
 
     config.model = ml_collections.ConfigDict()
     config.model.latent_dim = 16     # MONet latent size d; tokens are d + 2 wide.
@@ -57,17 +54,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.head_hidden_dim = 128
     config.model.dropout_rate = 0.1  # Residual branches and feed-forward hidden units.
     config.model.word_padding_mask = True  # False reproduces the release (pads attended).
-    # The released model's choices (aloe/models/reasoners.py, aloe/models/transformer.py).
-    # The release's three further dropouts; None: model.dropout_rate (the release uses one
-    # rate for all, so dropout_rate = 0 turns every dropout off).
-    config.model.attention_dropout_rate = _SAME_AS_DROPOUT()  # On the attention weights.
-    config.model.position_dropout_rate = _SAME_AS_DROPOUT()   # On the position encodings.
-    config.model.input_dropout_rate = _SAME_AS_DROPOUT()  # On the token projection pre-ReLU.
-    config.model.attention_output_bias = True  # Sonnet Linear with bias after attention.
-    config.model.layer_norm_epsilon = 1e-5     # Sonnet's LayerNorm.
     config.model.initialization = "release"    # Sonnet's initialisers ("flax": Flax's).
     config.model.answer_logit_offset = 1       # 22-way head, answer ids 1..21; logit 0 unused.
     config.model.full_token_mask = True        # The release's [d + 2] mask vector.
+    config.model.entities = parts.latents()    # MONet latents of data.root.
+    # The relative transformer with the released model's options (configs/parts.py).
+    config.model.reasoner = parts.reasoner("transformer")
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "lamb"
@@ -106,5 +98,4 @@ def get_config() -> ml_collections.ConfigDict:
                                          # validation.json) for the difficulty split.
     config.eval.clevrer_annotations = ""  # Its annotations/{split} folder; both set: the
                                           # counterfactual difficulty split (Appendix B).
-    variants.add_variant_fields(config, "paper")  # model.variant and the ablations' fields.
     return config

@@ -18,6 +18,7 @@ the end (`aloe.study_object_states`).
 
 import ml_collections
 
+from configs import parts
 from configs import toy_cater
 
 ROWS = ("full", "no_auxiliary", "mlp", "hierarchical")
@@ -33,6 +34,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     config.data.num_slots = 10         # Slots per frame of the object-state store.
     config.model.latent_dim = 26       # The object-state size (CATER_LAYOUT); tokens 28.
     config.auxiliary.weight = 0.01 if arg in ("full", "hierarchical") else 0.0
-    config.model.variant = "transformer" if arg in ("full", "no_auxiliary") else arg
+    reasoner = "transformer" if arg in ("full", "no_auxiliary") else arg
+    parts.use_reasoner(config, reasoner, "toy", release=False)
     config.train.eval_every = 0        # Evaluated once, after training (eval.after_training).
     return config

@@ -28,6 +28,7 @@ The converted checkpoint carries no latent prediction f of the auxiliary loss
 import ml_collections
 
 from configs import clevrer
+from configs import parts
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -42,14 +43,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.mlp_dim = 1024
     config.model.head_hidden_dim = 128
     config.model.dropout_rate = 0.1
-    # attention_dropout_rate, position_dropout_rate, input_dropout_rate: None from
-    # configs/clevrer.py, i.e. dropout_rate, the one rate of the release.
-    config.model.attention_output_bias = True
-    config.model.layer_norm_epsilon = 1e-5
     config.model.initialization = "release"
     config.model.answer_logit_offset = 1
     config.model.full_token_mask = True
-    config.model.variant = "transformer"
+    config.model.entities = parts.latents()
+    # The relative transformer with the release's options: a bias after attention, Sonnet's
+    # LayerNorm epsilon, and dropout_rate for its three further dropouts (None).
+    config.model.reasoner = parts.reasoner("transformer")
     config.data.num_frames = 25
     config.data.num_slots = 8
     config.data.max_question_len = 20   # The release's MAX_QUESTION_LENGTH.

@@ -7,13 +7,13 @@ r"""A tiny ALOE-on-CLEVRER configuration for tests and smoke runs (seconds on a 
 import ml_collections
 
 from configs import clevrer
-from configs import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
     """Two small layers, a few steps, batches divisible by 4 devices."""
     config = clevrer.get_config()
     config.data.num_frames = 8
+    config.data.frame_size = 32
     config.model.num_heads = 2
     config.model.num_layers = 2
     config.model.mlp_dim = 64
@@ -27,5 +27,4 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_every = 0         # No validation during training; tests turn it on.
     config.eval.batch_size = 8
     config.auxiliary.weight = 0.0       # Off; tests turn it on where they need it.
-    variants.add_variant_fields(config, "test")  # model.variant and the ablations' fields.
     return config

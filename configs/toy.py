@@ -20,7 +20,6 @@ stays at the multiple-choice baseline for these 1,500 steps (see BUILD_NOTES.md)
 import ml_collections
 
 from configs import clevrer
-from configs import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -45,5 +44,4 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_batches = 0
     config.eval.batch_size = 64
     config.auxiliary.weight = 0.0       # Without the auxiliary loss (see BUILD_NOTES.md).
-    variants.add_variant_fields(config, "toy")  # model.variant and the ablations' fields.
     return config

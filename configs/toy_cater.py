@@ -17,11 +17,10 @@ top-1 0.87 when the snitch stays in view, 0.56 when a cone carries it away,
 import ml_collections
 
 from configs import cater
-from configs import variants
 
 
-def get_config() -> ml_collections.ConfigDict:
-    """A small ALOE on the toy CATER latents."""
+def get_config(arg: str = "transformer") -> ml_collections.ConfigDict:
+    """A small ALOE on the toy CATER latents; the argument as in configs/cater.py."""
     config = cater.get_config()
     config.data.root = "data/toy_cater"  # Written by aloe.synthetic.toy_cater_latents.
     config.data.num_frames = 10      # Of the 301 toy frames.
@@ -41,5 +40,4 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 500
     config.eval.batch_size = 64
     config.auxiliary.weight = 0.0    # Without the auxiliary loss (the measured run above).
-    variants.add_variant_fields(config, "toy")  # model.variant and the ablations' fields.
-    return config
+    return cater.with_part(config, arg, "toy")

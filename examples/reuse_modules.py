@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from aloe.models import ALOE
+from aloe.models import build_aloe
 from aloe.models import MONet
 from aloe.models import RelativeTransformer
 from aloe.models import monet_loss
@@ -56,8 +57,9 @@ def aloe_example(rng: jax.Array, latents: jax.Array) -> None:
     video = jnp.broadcast_to(latents[:, None], (batch, frames, slots, dim))
     question = jnp.array([[5, 9, 2, 0], [7, 3, 0, 0]], jnp.int32)  # Word ids, 0 = padding.
     answers = jnp.array([1, 4])
-    model = ALOE(vocab_size=12, num_answers=6, latent_dim=dim, num_heads=2, num_layers=2,
-                 mlp_dim=32, head_hidden_dim=16, dropout_rate=0.0, descriptive_choice_len=0)
+    model = build_aloe(vocab_size=12, num_answers=6, latent_dim=dim, num_heads=2, num_layers=2,
+                       mlp_dim=32, head_hidden_dim=16, dropout_rate=0.0,
+                       descriptive_choice_len=0)
     choices = jnp.zeros((batch, 2, 3), jnp.int32)
     params = model.init({"params": rng}, video, question, choices,
                         deterministic=True)["params"]

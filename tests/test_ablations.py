@@ -17,7 +17,8 @@ from aloe import train
 from aloe.data import latents as latents_lib
 from aloe.models.ablations import HierarchicalReasoner
 from aloe.models.ablations import MLPReasoner
-from aloe.models.ablations import ResNetEntities
+from aloe.models.entities import ResNetEntities
+from aloe.models.reasoners import hierarchical_layers
 from aloe.models.transformer import RelativeTransformer
 from aloe.synthetic import toy_latents
 from configs import ablations as ablation_configs
@@ -406,12 +407,16 @@ def test_ablation_config_rows():
     assert set(expected) == set(ablation_configs.ROWS)
     for row, (variant, weight) in expected.items():
         config = ablation_configs.get_config(row)
-        assert (config.model.variant, config.auxiliary.weight) == (variant, weight), row
-        assert config.model.num_layers == 28 and config.model.num_heads == 10  # Paper size.
+        part = config.model.entities.name if row == "resnet" else config.model.reasoner.name
+        assert (part, config.auxiliary.weight) == (variant, weight), row
+        # Paper size; the hierarchical row spends the flat 28 blocks' budget as 13 + 13.
+        assert config.model.num_layers == (26 if row == "hierarchical" else 28), row
+        assert config.model.num_heads == 10
         assert config.data.num_slots == (16 if row == "resnet" else 8)
         assert config.train.permute_slots == (row != "resnet")
-    assert ablation_configs.get_config("hierarchical").model.frame_num_layers == 13
-    assert ablation_configs.get_config("mlp,test").model.mlp_hidden_dim == 64
+    hierarchical = ablation_configs.get_config("hierarchical").model
+    assert hierarchical_layers(hierarchical.num_layers) == (13, 13)
+    assert ablation_configs.get_config("mlp,test").model.reasoner.hidden_dim == 64
     with pytest.raises(ValueError, match="unknown row"):
         ablation_configs.get_config("lstm")
     with pytest.raises(ValueError, match="unknown base"):

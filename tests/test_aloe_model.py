@@ -7,15 +7,18 @@ import pytest
 
 from aloe.models import ALOE
 from aloe.models import ALOECater
+from aloe.models import build_aloe
+from aloe.models import build_aloe_cater
 
 D, HEADS, FRAMES, SLOTS, LQ, LC, CHOICES, BATCH = 4, 2, 2, 3, 5, 3, 3, 2
 VOCAB, ANSWERS = 9, 5
+MLP = {"name": "mlp"}  # The paper's 4 x 2048 hidden layers.
 
 
 def tiny_model(**overrides) -> ALOE:
     config = dict(vocab_size=VOCAB, num_answers=ANSWERS, latent_dim=D, num_heads=HEADS,
                   num_layers=2, mlp_dim=16, head_hidden_dim=8, descriptive_choice_len=LC)
-    return ALOE(**{**config, **overrides})
+    return build_aloe(**{**config, **overrides})
 
 
 def tiny_inputs(seed: int = 0):
@@ -48,7 +51,7 @@ def run(model, params, method, *args, rng=None):
 
 
 def test_paper_configuration_parameter_count():
-    model = ALOE(vocab_size=82, num_answers=21)
+    model = build_aloe(vocab_size=82, num_answers=21)
     shapes = jax.eval_shape(lambda: model.init(
         {"params": jax.random.key(0)}, jnp.zeros((1, 25, 8, 16)), jnp.zeros((1, 20), jnp.int32),
         jnp.zeros((1, 4, 12), jnp.int32), deterministic=True))["params"]
@@ -256,7 +259,7 @@ def test_masking_needs_the_auxiliary_parameters(tiny):
 
 
 def test_cater_model_grid_logits_and_latents():
-    model = ALOECater(latent_dim=D, num_heads=HEADS, num_layers=2, mlp_dim=16,
+    model = build_aloe_cater(latent_dim=D, num_heads=HEADS, num_layers=2, mlp_dim=16,
                       head_hidden_dim=8, auxiliary=True)
     latents = tiny_inputs()[0]
     params = model.init({"params": jax.random.key(0)}, latents, deterministic=True)["params"]
@@ -273,7 +276,7 @@ def test_cater_model_grid_logits_and_latents():
 
 
 def test_cater_paper_configuration_parameter_count():
-    model = ALOECater()
+    model = build_aloe_cater()
     shapes = jax.eval_shape(lambda: model.init(
         {"params": jax.random.key(0)}, jnp.zeros((1, 80, 8, 36)), deterministic=True))["params"]
     count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
@@ -318,50 +321,52 @@ def test_variant_parameter_counts_at_clevrer_size():
     latents = jnp.zeros((1, 25, 8, 16))
     base = dict(vocab_size=82, num_answers=21)
 
-    transformer = _paper_parameter_counts(ALOE(**base), latents)
+    transformer = _paper_parameter_counts(build_aloe(**base), latents)
     assert sum(transformer.values()) == shared + projection + 28 * layer == 14_975_632
 
-    mlp_counts = _paper_parameter_counts(ALOE(variant="mlp", **base), latents)
+    mlp_counts = _paper_parameter_counts(build_aloe(reasoner=MLP, **base), latents)
     assert "token_projection" not in mlp_counts  # The MLP reads the raw d + 2 tokens.
     first = 233 * token * 2048 + 2048
     assert mlp_counts["mlp_reasoner"] == first + 3 * (2048 * 2048 + 2048) + 2048 * width + width
     assert sum(mlp_counts.values()) == 21_599_576  # The paper's "20M vs 15M".
 
-    hierarchical = _paper_parameter_counts(ALOE(variant="hierarchical", **base), latents)
+    hierarchical = _paper_parameter_counts(
+        build_aloe(reasoner={"name": "hierarchical"}, num_layers=26, **base), latents)
     frame_vector = (32 + 8) * width
     reasoner = 26 * layer + 2 * frame_vector + frame_vector * width + width
     assert hierarchical["hierarchical_reasoner"] == reasoner
     assert sum(hierarchical.values()) == shared + projection + reasoner == 15_220_364
 
     frames = jnp.zeros((1, 25, 64, 64, 3), jnp.uint8)
-    resnet = _paper_parameter_counts(ALOE(variant="resnet", **base), frames)
+    resnet = _paper_parameter_counts(build_aloe(entities={"name": "resnet"}, **base), frames)
     assert resnet["resnet_entities"] == _resnet_parameters(16) == 1_304_912
     assert sum(resnet.values()) == 14_975_632 + 1_304_912
-    assert ALOE(variant="resnet", **base).entities_per_frame(64, 64) == 16
+    assert build_aloe(entities={"name": "resnet"}, **base).entities_per_frame((64, 64, 3)) == 16
 
 
 def test_variant_errors_are_clear():
     latents, question, choices = tiny_inputs()
     init = lambda model, *args: jax.eval_shape(lambda: model.init(
         {"params": jax.random.key(0)}, *args, deterministic=True))
-    with pytest.raises(ValueError, match="variant must be one of"):
-        init(tiny_model(variant="lstm"), latents, question, choices)
+    with pytest.raises(ValueError, match="reasoner.name must be one of"):
+        init(tiny_model(reasoner={"name": "lstm"}), latents, question, choices)
     with pytest.raises(ValueError, match="'mlp' has no object outputs"):
-        init(tiny_model(variant="mlp", auxiliary=True), latents, question, choices)
+        init(tiny_model(reasoner=MLP, auxiliary=True), latents, question, choices)
     # A fixed-size reasoner cannot take descriptive and choice sequences of different lengths.
     with pytest.raises(ValueError, match="same layout"):
-        init(tiny_model(variant="mlp", descriptive_choice_len=LC + 1), latents, question, choices)
+        init(tiny_model(reasoner=MLP, descriptive_choice_len=LC + 1), latents, question, choices)
     with pytest.raises(ValueError, match="frames"):
-        init(tiny_model(variant="resnet"), latents, question, choices)
-    with pytest.raises(ValueError, match="not 'transformer'"):
-        tiny_model().entities_per_frame(64, 64)
+        init(tiny_model(entities={"name": "resnet"}), latents, question, choices)
+    with pytest.raises(ValueError, match="latents must be"):
+        tiny_model().entities_per_frame((64, 64, 3))
 
 
 @pytest.mark.parametrize("variant", ["mlp", "hierarchical"])
 def test_variant_combined_pass_equals_separate_methods(variant):
     latents, question, choices = tiny_inputs(5)
-    model = tiny_model(variant=variant, mlp_hidden_dim=16, mlp_num_layers=1,
-                       frame_num_layers=1, video_num_layers=1)
+    reasoner = {"name": "mlp", "hidden_dim": 16, "hidden_layers": 1} if variant == "mlp" else {
+        "name": "hierarchical"}
+    model = tiny_model(reasoner=reasoner)  # Two blocks: 1 + 1 for the hierarchical one.
     params = jax.jit(lambda key: model.init({"params": key}, latents, question, choices,
                                             deterministic=True))(jax.random.key(0))["params"]
     desc, mc = model.apply({"params": params}, latents, question, latents[::-1], question[::-1],
@@ -380,8 +385,7 @@ def test_variant_combined_pass_equals_separate_methods(variant):
 
 
 def test_hierarchical_latent_predictions_come_from_their_own_frame():
-    model = tiny_model(variant="hierarchical", auxiliary=True, frame_num_layers=1,
-                       video_num_layers=1)
+    model = tiny_model(reasoner={"name": "hierarchical"}, auxiliary=True)  # 1 + 1 blocks.
     latents, question, choices = tiny_inputs(6)
     params = model.init({"params": jax.random.key(0)}, latents, question, choices,
                         deterministic=True)["params"]
@@ -402,14 +406,14 @@ def test_hierarchical_latent_predictions_come_from_their_own_frame():
 
 
 def test_resnet_variant_reads_frames_and_returns_its_entities_as_targets():
-    from aloe.models.ablations import ResNetEntities  # pylint: disable=g-import-not-at-top
-    resnet_options = dict(resnet_stage_sizes=(1, 1), resnet_widths=(4, 8),
-                          resnet_stage_strides=(2, 2), resnet_stem_width=4, resnet_num_groups=2)
-    model = tiny_model(variant="resnet", auxiliary=True, **resnet_options)
+    from aloe.models.entities import ResNetEntities  # pylint: disable=g-import-not-at-top
+    resnet_options = dict(name="resnet", stage_sizes=(1, 1), widths=(4, 8), stage_strides=(2, 2),
+                          stem_width=4, num_groups=2)
+    model = tiny_model(entities=resnet_options, auxiliary=True)
     rng = np.random.default_rng(7)
     frames = jnp.asarray(rng.integers(0, 256, size=(BATCH, FRAMES, 16, 16, 3)), jnp.uint8)
     _, question, choices = tiny_inputs(7)
-    entities = model.entities_per_frame(16, 16)
+    entities = model.entities_per_frame((16, 16, 3))
     assert entities == 4  # 16 / (2 * 2 * 2) = 2 -> 2 x 2 cells.
     params = model.init({"params": jax.random.key(0)}, frames, question, choices,
                         deterministic=True)["params"]
@@ -430,11 +434,12 @@ def test_resnet_variant_reads_frames_and_returns_its_entities_as_targets():
 
 @pytest.mark.parametrize("variant", ["mlp", "hierarchical", "resnet"])
 def test_cater_model_variants(variant):
-    options = dict(resnet_stage_sizes=(1,), resnet_widths=(4,), resnet_stage_strides=(2,),
-                   resnet_stem_width=4, resnet_num_groups=2, mlp_hidden_dim=8, mlp_num_layers=1,
-                   frame_num_layers=1, video_num_layers=1)
-    model = ALOECater(latent_dim=D, num_heads=HEADS, num_layers=1, mlp_dim=16,
-                      head_hidden_dim=8, auxiliary=variant != "mlp", variant=variant, **options)
+    options = {"resnet": dict(entities=dict(name="resnet", stage_sizes=(1,), widths=(4,),
+                                            stage_strides=(2,), stem_width=4, num_groups=2)),
+               "mlp": dict(reasoner=dict(name="mlp", hidden_dim=8, hidden_layers=1)),
+               "hierarchical": dict(reasoner=dict(name="hierarchical"))}[variant]
+    model = build_aloe_cater(latent_dim=D, num_heads=HEADS, num_layers=1, mlp_dim=16,
+                             head_hidden_dim=8, auxiliary=variant != "mlp", **options)
     inputs = tiny_inputs()[0]
     if variant == "resnet":
         inputs = jnp.zeros((BATCH, FRAMES, 8, 8, 3), jnp.uint8)  # 2 x 2 = 4 entities.

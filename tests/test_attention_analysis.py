@@ -17,6 +17,7 @@ from aloe.analysis import figures
 from aloe.analysis import inputs as inputs_lib
 from aloe.data import vocab as vocab_lib
 from aloe.models import ALOE
+from aloe.models import build_aloe
 from aloe.synthetic import toy_latents
 from configs import monet_clevrer
 from configs import test as test_config
@@ -30,8 +31,8 @@ N = 1 + LQ + LC + FRAMES * SLOTS
 @pytest.fixture(scope="module")
 def tiny():
     """A tiny ALOE with non-zero attention biases and CLS, and one example."""
-    model = ALOE(vocab_size=9, num_answers=5, latent_dim=D, num_heads=HEADS, num_layers=LAYERS,
-                 mlp_dim=16, head_hidden_dim=8, descriptive_choice_len=LC)
+    model = build_aloe(vocab_size=9, num_answers=5, latent_dim=D, num_heads=HEADS,
+                       num_layers=LAYERS, mlp_dim=16, head_hidden_dim=8, descriptive_choice_len=LC)
     rng = np.random.default_rng(0)
     latents = rng.normal(size=(FRAMES, SLOTS, D)).astype(np.float32)
     question = np.array([3, 1, 4, 0, 0], np.int32)

@@ -18,7 +18,6 @@ from aloe.data import frame_store
 from aloe.synthetic import cater as cater_gen
 from aloe.synthetic import toy_cater_latents
 from configs import cater as cater_config
-from configs import variants
 from train_helpers import assert_resnet_trained
 from train_helpers import train_on_one_batch
 
@@ -51,14 +50,13 @@ def latents_root(tmp_path_factory) -> str:
 
 
 def variant_config(variant: str, **overrides):
-    """configs/cater.py at test sizes (one block, 4 frames) with the reasoner `variant`.
+    """configs/cater.py at test sizes (one block, 4 frames) with the part `variant`.
 
-    Every config carries the variant fields (configs/variants.py); these are its "test" sizes.
+    The part at its "test" size (configs/parts.py): a reasoner, or the ResNet encoder.
     """
     config = cater_config.get_config()
-    variants.add_variant_fields(config, "test")
-    config.model.variant = variant
     config.data.frame_size = FRAME_SIZE
+    cater_config.with_part(config, variant, "test")
     config.update_from_flattened_dict({
         "data.num_frames": 4, "model.latent_dim": 16, "model.num_heads": 2,
         "model.num_layers": 1, "model.mlp_dim": 32, "model.head_hidden_dim": 32,
@@ -69,7 +67,7 @@ def variant_config(variant: str, **overrides):
 
 
 def resnet_config(frames_root: str, **overrides):
-    """The "resnet" variant on `frames_root`, its data settings valid unless overridden."""
+    """The ResNet encoder on `frames_root`, its data settings valid unless overridden."""
     return variant_config("resnet", **{"data.frames_root": frames_root,
                                        "data.num_slots": ENTITIES,
                                        "train.permute_slots": False, **overrides})
@@ -153,7 +151,7 @@ def test_latent_variants_train_on_cater(variant, weight, latents_root):
 
 def test_mlp_variant_rejects_the_auxiliary_loss(latents_root):
     task = tasks.build(variant_config("mlp", **{"data.root": latents_root}))
-    with pytest.raises(ValueError, match="variant 'mlp' has no object outputs"):
+    with pytest.raises(ValueError, match="reasoner 'mlp' has no object outputs"):
         task.init_params(jax.random.key(0))
 
 

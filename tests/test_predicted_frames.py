@@ -10,6 +10,7 @@ from aloe import masking
 from aloe.analysis import figures
 from aloe.analysis import predicted_frames
 from aloe.models import ALOE
+from aloe.models import build_aloe
 from aloe.models import monet as monet_lib
 
 D, FRAMES, SLOTS, IMAGE = 4, 8, 3, 32
@@ -18,8 +19,8 @@ D, FRAMES, SLOTS, IMAGE = 4, 8, 3, 32
 @pytest.fixture(scope="module")
 def tiny():
     """Tiny ALOE with the auxiliary parameters, tiny 32x32 MONet, one example."""
-    model = ALOE(vocab_size=9, num_answers=5, latent_dim=D, num_heads=2, num_layers=2, mlp_dim=16,
-                 head_hidden_dim=8, descriptive_choice_len=3, auxiliary=True)
+    model = build_aloe(vocab_size=9, num_answers=5, latent_dim=D, num_heads=2, num_layers=2,
+                       mlp_dim=16, head_hidden_dim=8, descriptive_choice_len=3, auxiliary=True)
     monet = monet_lib.MONet(num_slots=SLOTS, latent_dim=D, image_size=IMAGE,
                             unet_channels=(8, 8, 8), unet_mlp_hidden=(16,),
                             encoder_channels=(8, 8, 8, 8), encoder_hidden=16,
@@ -132,6 +133,6 @@ def test_without_frames_the_first_row_says_it_is_decoded(tiny):
 
 def test_a_model_without_auxiliary_parameters_is_refused(tiny):
     _, params, monet, monet_params, latents, question, _ = tiny
-    plain = ALOE(vocab_size=9, num_answers=5, latent_dim=D, num_heads=2, num_layers=2)
+    plain = build_aloe(vocab_size=9, num_answers=5, latent_dim=D, num_heads=2, num_layers=2)
     with pytest.raises(ValueError, match="auxiliary"):
         predicted_frames.predict_frames(plain, params, monet, monet_params, latents, question)

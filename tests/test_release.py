@@ -15,6 +15,7 @@ from aloe import checkpointing
 from aloe import release
 from aloe import train
 from aloe.models import ALOE
+from aloe.models import build_aloe
 from aloe.synthetic import toy_latents
 from aloe.tasks import clevrer as clevrer_task
 from configs import release as release_config
@@ -61,7 +62,7 @@ def converted(tmp_path_factory):
 def test_converted_logits_match_the_numpy_release(converted):
     values, _, params = converted
     config = small_config()
-    model = ALOE(vocab_size=82, num_answers=21, auxiliary=True, **config.model)
+    model = build_aloe(vocab_size=82, num_answers=21, auxiliary=True, **config.model)
     rng = np.random.default_rng(1)
     latents = rng.normal(size=(2, 3, 4, 16)).astype(np.float32)
     question = rng.integers(1, 82, size=(2, 20))

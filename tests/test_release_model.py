@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 
 from aloe.models import ALOE
+from aloe.models import build_aloe
 from configs import release as release_config
 
 D, HEADS, FRAMES, SLOTS, LQ, LC, CHOICES, BATCH = 4, 2, 3, 4, 5, 3, 2, 3
 VOCAB, ANSWERS = 9, 5
+# The options of the transformer reasoner (config.model.reasoner).
+REASONER_FIELDS = ("attention_output_bias", "layer_norm_epsilon", "attention_dropout_rate",
+                   "position_dropout_rate", "input_dropout_rate")
 RELEASE_OPTIONS = dict(answer_logit_offset=1, attention_output_bias=True, full_token_mask=True,
                        layer_norm_epsilon=1e-5, initialization="release",
                        attention_dropout_rate=0.1, position_dropout_rate=0.1,
@@ -20,7 +24,9 @@ def tiny_release_model(**overrides) -> ALOE:
     config = dict(vocab_size=VOCAB, num_answers=ANSWERS, latent_dim=D, num_heads=HEADS,
                   num_layers=2, mlp_dim=16, head_hidden_dim=8, descriptive_choice_len=LC,
                   **RELEASE_OPTIONS)
-    return ALOE(**{**config, **overrides})
+    config = {**config, **overrides}
+    reasoner = {"name": "transformer", **{k: config.pop(k) for k in REASONER_FIELDS if k in config}}
+    return build_aloe(reasoner=reasoner, **config)
 
 
 def tiny_inputs(seed: int = 0):
@@ -46,7 +52,7 @@ def parameter_count(model: ALOE) -> int:
 
 def test_release_configuration_parameter_count():
     config = release_config.get_config()
-    model = ALOE(vocab_size=82, num_answers=21, **config.model)
+    model = build_aloe(vocab_size=82, num_answers=21, **config.model)
     # Ours without the release options (14,975,632) + the attention output biases,
     # the 22nd answer logit and the [d + 2] mask vector.
     assert parameter_count(model) == 14_975_632 + 28 * 180 + (128 + 1) + 18 == 14_980_819
@@ -129,7 +135,7 @@ def test_each_release_dropout_changes_training_outputs_only(option):
 def test_release_initialisation_statistics():
     config = release_config.get_config()
     config.model.num_layers = 2  # The tower's own statistics: tests/test_transformer.py.
-    model = ALOE(vocab_size=82, num_answers=21, **config.model)
+    model = build_aloe(vocab_size=82, num_answers=21, **config.model)
     params = jax.jit(lambda key: model.init(
         {"params": key}, jnp.zeros((1, 2, 8, 16)), jnp.zeros((1, 20), jnp.int32),
         jnp.zeros((1, 4, 12), jnp.int32), deterministic=True))(jax.random.key(8))["params"]
@@ -152,7 +158,7 @@ def test_release_initialisation_statistics():
 
 def test_unset_release_dropouts_follow_dropout_rate():
     config = release_config.get_config()
-    assert config.model.attention_dropout_rate is None  # The release's one rate.
+    assert config.model.reasoner.attention_dropout_rate is None  # The release's one rate.
     off = tiny_release_model(dropout_rate=0.0, attention_dropout_rate=None,
                              position_dropout_rate=None, input_dropout_rate=None)
     params = init(off)
@@ -162,7 +168,8 @@ def test_unset_release_dropouts_follow_dropout_rate():
     det = apply(off, deterministic=True)
     np.testing.assert_array_equal(apply(off, deterministic=False,
                                         rngs={"dropout": jax.random.key(10)}), det)
-    on = off.clone(dropout_rate=0.1)
-    assert on._rate(None) == 0.1 and on._rate(0.3) == 0.3  # pylint: disable=protected-access
+    on = off.clone(reasoner=off.reasoner.clone(dropout_rate=0.1))
+    # pylint: disable-next=protected-access
+    assert on.reasoner._rate(None) == 0.1 and on.reasoner._rate(0.3) == 0.3
     assert not np.allclose(apply(on, deterministic=False, rngs={"dropout": jax.random.key(10)}),
                            det, atol=1e-4)

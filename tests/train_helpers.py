@@ -36,7 +36,7 @@ def assert_resnet_trained(task, batch, initial, final) -> None:
     """The task loss's gradient reaches every ResNet parameter, and training moved them all.
 
     Args:
-      task: a task whose model has the "resnet" variant's `resnet_entities` parameters.
+      task: a task whose model reads frames through the ResNet (`resnet_entities` parameters).
       batch: a host batch of the task (`loss` is evaluated on it).
       initial, final: the parameters before and after training.
     """

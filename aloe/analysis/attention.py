@@ -170,7 +170,7 @@ def attention_maps(model: aloe_model.ALOE, params: PyTree, latents: np.ndarray,
     output, state = _sown_attention_fn(model, method)(params, *args)
     layers = state["intermediates"]["transformer"]
     weights = np.stack([np.asarray(layers[f"layer_{i}"]["attention"]["attention"][0][0])
-                        for i in range(model.num_layers)]).astype(np.float32)
+                        for i in range(model.reasoner.num_layers)]).astype(np.float32)
     layout = TokenLayout(len(question), len(choice), latents.shape[0], latents.shape[1])
     word_ids = np.concatenate([[-1], question, choice, np.full(layout.frames * layout.slots, -1)])
     token_mask = np.ones(layout.num_tokens, bool)

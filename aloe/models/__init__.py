@@ -2,19 +2,26 @@
 
 from aloe.models.ablations import HierarchicalReasoner
 from aloe.models.ablations import MLPReasoner
-from aloe.models.ablations import ResNetEntities
 from aloe.models.aloe import ALOE
 from aloe.models.aloe import ALOECater
+from aloe.models.entities import LatentEntities
+from aloe.models.entities import ResNetEntities
+from aloe.models.entities import ResNetHyperpixels
+from aloe.models.factory import build_aloe
+from aloe.models.factory import build_aloe_cater
 from aloe.models.monet import MONet
 from aloe.models.monet import MONetOutputs
 from aloe.models.monet import monet_loss
-from aloe.models.reasoners import VARIANTS
-from aloe.models.reasoners import VariantReasoning
+from aloe.models.reasoners import HierarchicalTransformerReasoner
+from aloe.models.reasoners import MLPTokenReasoner
+from aloe.models.reasoners import RelativeTransformerReasoner
 from aloe.models.transformer import RelativeMultiHeadAttention
 from aloe.models.transformer import RelativeTransformer
 from aloe.models.transformer import RelativeTransformerBlock
 from aloe.models.unet import UNet
 
-__all__ = ["ALOE", "ALOECater", "HierarchicalReasoner", "MLPReasoner", "MONet", "MONetOutputs",
+__all__ = ["ALOE", "ALOECater", "HierarchicalReasoner", "HierarchicalTransformerReasoner",
+           "LatentEntities", "MLPReasoner", "MLPTokenReasoner", "MONet", "MONetOutputs",
            "RelativeMultiHeadAttention", "RelativeTransformer", "RelativeTransformerBlock",
-           "ResNetEntities", "UNet", "VARIANTS", "VariantReasoning", "monet_loss"]
+           "RelativeTransformerReasoner", "ResNetEntities", "ResNetHyperpixels", "UNet",
+           "build_aloe", "build_aloe_cater", "monet_loss"]

@@ -10,15 +10,13 @@ paper's Table 2), both averaged over the batch. Evaluation reports top-1,
 top-5 and L1 over all videos and per camera, and writes every video's top-5
 prediction to `predictions_{tag}.json`.
 
-`config.model.variant` picks the reasoner (`aloe.models.aloe.VARIANTS`). The
-"resnet" variant reads pixels: a frame store at `data.frames_root`
-(`aloe.data.frame_store`; the layout of `aloe.data.cater_latents` with uint8
-`[frames, S, S, 3]` arrays, S = `data.frame_size`, and its own labels files)
-takes the place of the latent store, so `data.root` is not read, and batches
-carry frames `[B, T, S, S, 3]` under the key `latents`. `data.num_slots` must
-equal the ResNet's entities per frame, and `train.permute_slots` must be off
-(the slot axis of a frame array is an image axis). The auxiliary loss predicts
-the ResNet's own entities (the model's `return_targets`).
+The model is built from `config.model` (`aloe.models.factory`). Its entity
+encoder decides what a batch carries under the key `latents`
+(`aloe.tasks.inputs`): MONet latents of the store at `data.root`, or frames
+`[B, T, S, S, 3]` uint8 of a frame store at `data.frames_root`
+(`aloe.data.frame_store`; the layout of `aloe.data.cater_latents` with its own
+labels files), which then takes the place of the latent store. The auxiliary
+loss predicts the encoder's own entities (the model's `return_targets`).
 """
 
 import json
@@ -36,15 +34,16 @@ from aloe import augment
 from aloe.cater import grid
 from aloe.data import cater_latents
 from aloe.models import aloe as aloe_model
+from aloe.models import factory
 from aloe.tasks import auxiliary
-from aloe.tasks import pixels
+from aloe.tasks import inputs as inputs_lib
 
 PyTree = Any
 TOP_K = 5  # Predictions kept per video in the predictions file.
 
 
 class CaterTask:
-    """ALOE on CATER latents; see `aloe.tasks` for the protocol."""
+    """ALOE on CATER latents (or frames); a `aloe.tasks.Task`."""
 
     def __init__(self, config: ml_collections.ConfigDict, *, process_index: int = 0,
                  process_count: int = 1):
@@ -52,51 +51,35 @@ class CaterTask:
 
         Raises:
           ValueError / FileNotFoundError: the store's root (`config.data.root`, or
-            `data.frames_root` for "resnet") is empty or not a folder; for
-            "resnet", slot permutation on or `data.num_slots` not the ResNet's
-            entities per frame.
+            `data.frames_root` for a model that reads frames) is empty or not a
+            folder, a model field is unknown, or the data settings cannot feed the
+            model (`aloe.tasks.inputs`).
         """
         self.config = config
         self.process_index, self.process_count = process_index, process_count
         self.auxiliary = auxiliary.enabled(config)
-        self.model = aloe_model.ALOECater(num_classes=grid.NUM_CELLS, auxiliary=self.auxiliary,
-                                          **config.model)
-        self.pixels = self.model.variant == "resnet"
-        if self.pixels:
-            pixels.check_config(config, self.model)
-        field = "frames_root" if self.pixels else "root"
-        self.root = config.data.get(field)
-        if not self.root:
-            raise ValueError(f"config.data.{field} is empty: set it to the CATER "
-                             f"{'frame' if self.pixels else 'latent'} store's root "
-                             f"(--config.data.{field}=DIR).")
-        if not os.path.isdir(self.root):
-            raise FileNotFoundError(f"config.data.{field} = {self.root!r} is not a directory.")
+        self.model = factory.build_aloe_cater(num_classes=grid.NUM_CELLS,
+                                              auxiliary=self.auxiliary, **config.model)
+        self.inputs = inputs_lib.video_inputs(config, self.model, store="CATER latent")
+        self.root = self.inputs.root
         self._splits: dict[str, cater_latents.CaterLatentData] = {}
 
     def data(self, split: str) -> cater_latents.CaterLatentData:
-        """The latent (or, for "resnet", frame) data of `split`, opened on first use."""
+        """The latent (or frame) data of `split`, opened on first use."""
         if split not in self._splits:
-            d = self.config.data
-            if self.pixels:
-                shapes = dict(dtype=np.uint8, frame_size=d.frame_size)
-            else:
-                shapes = dict(num_slots=d.num_slots, latent_dim=self.config.model.latent_dim)
+            d, inputs = self.config.data, self.inputs
             self._splits[split] = cater_latents.CaterLatentData(
                 self.root, split, num_frames=d.num_frames, seed=self.config.seed,
                 labeled_fraction=d.labeled_fraction, labeled_seed=d.labeled_seed,
-                process_index=self.process_index, process_count=self.process_count, **shapes)
+                process_index=self.process_index, process_count=self.process_count,
+                dtype=inputs.dtype, **inputs.shape_checks())
         return self._splits[split]
 
     # Parameters and training.
 
     def init_params(self, rng: jax.Array) -> PyTree:
         """Fresh model parameters (no data needed)."""
-        d = self.config.data
-        if self.pixels:
-            inputs = jnp.zeros((1, d.num_frames, d.frame_size, d.frame_size, 3), jnp.uint8)
-        else:
-            inputs = jnp.zeros((1, d.num_frames, d.num_slots, self.config.model.latent_dim))
+        inputs = self.inputs.example(self.config.data.num_frames)
         return self.model.init({"params": rng}, inputs, deterministic=True)["params"]
 
     def train_batch(self, step: int) -> dict[str, np.ndarray]:
@@ -111,11 +94,11 @@ class CaterTask:
         """Training loss on one device's rows, with dropout and slot permutation.
 
         The auxiliary targets are the model's own (`return_targets`): the
-        (permuted) latents, or the ResNet's entities of the frames for "resnet".
+        (permuted) latents, or the ResNet's entities of the frames.
 
         Args:
           params: model parameters.
-          batch: `latents [B, T, K, d]` (frames `[B, T, S, S, 3]` for "resnet"),
+          batch: `latents [B, T, K, d]` (or frames `[B, T, S, S, 3]`),
             `label [B]`, `moving [B]`.
           rng: this device's key for the step.
 
@@ -131,9 +114,7 @@ class CaterTask:
             aux_latents = batch["auxiliary"]["latents"]
             if self.config.train.permute_slots:
                 aux_latents = augment.permute_slots(permute_aux, aux_latents)
-            grid_shape = aux_latents.shape[:3]  # [B, T, K]
-            if self.pixels:  # Entities per frame, not image rows.
-                grid_shape = grid_shape[:2] + (self.config.data.num_slots,)
+            grid_shape = self.inputs.entity_grid(aux_latents.shape)  # [B, T, K]
             masks = auxiliary.draw_masks(self.config, mask_rng, grid_shape)
             visible = jnp.concatenate([jnp.ones(latents.shape[:2] + grid_shape[2:], bool),
                                        masks.m])
@@ -164,6 +145,11 @@ class CaterTask:
             loss += weighted
             metrics.update(aux_metrics)
         return loss, metrics
+
+    def summary_images(self, params: PyTree, batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        """None: this task draws no images."""
+        del params, batch
+        return {}
 
     # Evaluation.
 

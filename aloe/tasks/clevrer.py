@@ -9,18 +9,12 @@ self-supervised auxiliary loss of an unsupervised sub-batch when
 pass. `data.labeled_fraction` < 1 trains the answers of a fixed subset of the
 videos only; the unsupervised sub-batch draws from all of them.
 
-`config.model.variant` picks the reasoner (`aloe.models.aloe.VARIANTS`, the
-rows of the paper's Table 1). The "resnet" variant reads pixels: its batches
-carry, under the key `latents`, frames `[B, T, S, S, 3]` uint8 read from a
-frame store at `data.frames_root` in the latent store's layout
-(`{frames_root}/{split}/{scene_index}.npz`, one `[frames, S, S, 3]` uint8 array
-per scene, S = `data.frame_size`); the questions still come from `data.root`.
-The frame files' headers are checked when a split is opened and each batch
-reads only its frames from disk (a split's frames, 1.5 MB per CLEVRER video at
-64x64, are not held in memory). `data.num_slots` must equal the
-ResNet's entities per frame, and `train.permute_slots` must be off: the slot
-axis of a frame array is an image axis, and the entities come in a fixed
-spatial order with their coordinates appended.
+The model is built from `config.model` (`aloe.models.factory`). Its entity
+encoder decides what a batch carries under the key `latents`
+(`aloe.tasks.inputs`): MONet latents of the store at `data.root`, or frames
+`[B, T, S, S, 3]` uint8 of a frame store at `data.frames_root` in the latent
+store's layout (`{frames_root}/{split}/{scene_index}.npz`), read batch by batch;
+the questions always come from `data.root`.
 """
 
 import json
@@ -41,8 +35,9 @@ from aloe.data import clevrer_latents
 from aloe.data import questions as questions_lib
 from aloe.data import vocab as vocab_lib
 from aloe.models import aloe as aloe_model
+from aloe.models import factory
 from aloe.tasks import auxiliary
-from aloe.tasks import pixels
+from aloe.tasks import inputs as inputs_lib
 
 PyTree = Any
 
@@ -64,35 +59,31 @@ def load_vocab(config: ml_collections.ConfigDict) -> vocab_lib.Vocab:
 
 
 class ClevrerTask:
-    """ALOE on CLEVRER latents; see `aloe.tasks` for the protocol."""
+    """ALOE on CLEVRER latents (or frames); a `aloe.tasks.Task`."""
 
     def __init__(self, config: ml_collections.ConfigDict, *, process_index: int = 0,
                  process_count: int = 1):
+        """Builds the vocabulary and the model; the data of a split are opened on first use.
+
+        Raises:
+          ValueError / FileNotFoundError: `data.root` (or, for a model that reads
+            frames, `data.frames_root`) is empty or not a folder, a model field is
+            unknown, or the data settings cannot feed the model (`aloe.tasks.inputs`).
+        """
         self.config = config
         self.process_index, self.process_count = process_index, process_count
         self.vocab = load_vocab(config.data)
         self.auxiliary = auxiliary.enabled(config)
-        self.model = aloe_model.ALOE(vocab_size=self.vocab.vocab_size,
-                                     num_answers=self.vocab.num_answers,
-                                     auxiliary=self.auxiliary, **config.model)
-        self.pixels = self.model.variant == "resnet"
-        if self.pixels:
-            self._check_pixel_config()
+        self.model = factory.build_aloe(vocab_size=self.vocab.vocab_size,
+                                        num_answers=self.vocab.num_answers,
+                                        auxiliary=self.auxiliary, **config.model)
+        self.inputs = inputs_lib.video_inputs(config, self.model)
         self._splits: dict[str, clevrer_latents.ClevrerLatentData] = {}
 
-    def _check_pixel_config(self) -> None:
-        """The "resnet" variant's data settings, with the fix in every message."""
-        if not self.config.data.get("frames_root"):
-            raise ValueError("config.model.variant = 'resnet' needs config.data.frames_root, the "
-                             "root of a frame store ({frames_root}/{split}/{scene_index}.npz; "
-                             "python -m aloe.data.frame_store writes one).")
-        pixels.check_config(self.config, self.model)
-
     def data(self, split: str) -> clevrer_latents.ClevrerLatentData:
-        """The latent data of `split`, loaded on first use."""
+        """The data of `split` (questions and per-scene arrays), opened on first use."""
         if split not in self._splits:
-            d = self.config.data
-            # "resnet" reads each batch's frames from the frame store (too large to hold).
+            d, inputs = self.config.data, self.inputs
             data = clevrer_latents.ClevrerLatentData(
                 d.root, split, self.vocab, num_frames=d.num_frames,
                 max_question_len=d.max_question_len, max_choice_len=d.max_choice_len,
@@ -101,44 +92,25 @@ class ClevrerTask:
                 process_index=self.process_index, process_count=self.process_count,
                 # An evaluation answer the vocabulary lacks is counted (always wrong).
                 answers_outside_vocab="error" if split == d.train_split else "count",
-                arrays_root=d.frames_root if self.pixels else None,
-                dtype=np.uint8 if self.pixels else np.float32, preload=not self.pixels,
+                arrays_root=inputs.root, dtype=inputs.dtype, preload=inputs.preload,
                 train_frames=d.get("train_frames", "random"))
-            self._check_arrays(data)
+            inputs.check_array(data.store.path(data.scene_indices[0]), data.array_shape)
             self._splits[split] = data
         return self._splits[split]
-
-    def _check_arrays(self, data: clevrer_latents.ClevrerLatentData) -> None:
-        """Per-scene arrays must be latents `[frames, K, d]` or frames `[frames, S, S, 3]`."""
-        d, shape = self.config.data, data.array_shape
-        first = data.store.path(data.scene_indices[0])
-        if self.pixels:
-            if shape[1:] != (d.frame_size, d.frame_size, 3):
-                raise ValueError(f"{first}: frames must be [frames, {d.frame_size}, "
-                                 f"{d.frame_size}, 3] (config.data.frame_size = "
-                                 f"{d.frame_size}), got shape {shape}.")
-            return
-        if len(shape) != 3:
-            raise ValueError(f"{first}: latents must be [frames, slots, d], got shape {shape}.")
-        if shape[1:] != (d.num_slots, self.config.model.latent_dim):
-            raise ValueError(f"{first}: latents have {shape[1]} slots of size {shape[2]}, but "
-                             f"config.data.num_slots = {d.num_slots} and "
-                             f"config.model.latent_dim = {self.config.model.latent_dim}.")
 
     # Parameters and training.
 
     def init_params(self, rng: jax.Array) -> PyTree:
+        """Fresh model parameters (no data needed)."""
         d = self.config.data
-        if self.pixels:
-            inputs = jnp.zeros((1, d.num_frames, d.frame_size, d.frame_size, 3), jnp.uint8)
-        else:
-            inputs = jnp.zeros((1, d.num_frames, d.num_slots, self.config.model.latent_dim))
+        inputs = self.inputs.example(d.num_frames)
         question = jnp.zeros((1, d.max_question_len), jnp.int32)
         choices = jnp.zeros((1, d.max_choices, d.max_choice_len), jnp.int32)
         return self.model.init({"params": rng}, inputs, question, choices,
                                deterministic=True)["params"]
 
     def train_batch(self, step: int) -> dict[str, Any]:
+        """This process's rows of step `step`'s batch: descriptive, multiple-choice, auxiliary."""
         t = self.config.train
         aux_size = self.config.auxiliary.batch if self.auxiliary else 0
         return self.data(self.config.data.train_split).train_batch(
@@ -156,7 +128,7 @@ class ClevrerTask:
         """Training loss on one device's rows, with dropout and slot permutation.
 
         The auxiliary targets are the model's own (`return_targets`): the
-        (permuted) latents, or the ResNet's entities of the frames for "resnet".
+        (permuted) latents, or the ResNet's entities of the frames.
         """
         perm_desc, perm_mc, drop, perm_aux, mask_rng = jax.random.split(rng, 5)
         desc, mc = batch["descriptive"], batch["multiple_choice"]
@@ -169,9 +141,7 @@ class ClevrerTask:
             aux_latents = batch["auxiliary"]["latents"]
             if self.config.train.permute_slots:
                 aux_latents = augment.permute_slots(perm_aux, aux_latents)
-            grid = aux_latents.shape[:3]
-            if self.pixels:  # Entities per frame, not image rows.
-                grid = grid[:2] + (self.config.data.num_slots,)
+            grid = self.inputs.entity_grid(aux_latents.shape)
             masks = auxiliary.draw_masks(self.config, mask_rng, grid)
             aux_inputs = (aux_latents, batch["auxiliary"]["question"], masks.m)
         outputs = self._apply(
@@ -198,6 +168,11 @@ class ClevrerTask:
             metrics.update(aux_metrics)
         return loss, metrics
 
+    def summary_images(self, params: PyTree, batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        """None: this task draws no images."""
+        del params, batch
+        return {}
+
     # Evaluation.
 
     def eval_batches(self, split: str) -> Iterator[dict[str, Any]]:
@@ -205,9 +180,6 @@ class ClevrerTask:
         batches = self.data(split).eval_batches(self.config.eval.batch_size)
         if not self.config.eval.get("shuffle_objects", False):
             return batches
-        if self.pixels:
-            raise ValueError("config.eval.shuffle_objects permutes object slots; variant "
-                             "'resnet' reads image rows there: turn it off.")
         return shuffled_slots(batches, self.config.seed)
 
     def num_eval_batches(self, split: str) -> int:
@@ -215,6 +187,7 @@ class ClevrerTask:
         return self.data(split).num_eval_batches(self.config.eval.batch_size)
 
     def predict(self, params: PyTree, batch: dict[str, Any]) -> dict[str, jax.Array]:
+        """Answer probabilities `[B, num_answers]` and choice logits `[B, C]`, deterministic."""
         desc, mc = batch["descriptive"], batch["multiple_choice"]
         desc_logits, mc_logits = self._apply(
             params, aloe_model.ALOE.descriptive_and_multiple_choice, desc["latents"],
@@ -222,6 +195,7 @@ class ClevrerTask:
         return {"descriptive_probs": nn.softmax(desc_logits), "choice_logits": mc_logits}
 
     def eval_record(self, batch: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict:
+        """The valid rows' ids, labels and outputs of both sub-batches."""
         desc, mc, meta = batch["descriptive"], batch["multiple_choice"], batch["meta"]
         dv, mv = np.asarray(desc["valid"], bool), np.asarray(mc["valid"], bool)
         return {
