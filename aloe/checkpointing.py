@@ -9,7 +9,7 @@ preempted job loses at most the steps since its last save.
 import os
 import signal
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 import jax
@@ -276,6 +276,49 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def check_finite(params: PyTree, what: str) -> None:
+    """Raises `NonFiniteStateError` naming `what` when `params` hold NaN or inf."""
+    if not all_finite(params):
+        raise NonFiniteStateError(
+            f"The parameters of {what} are not finite (NaN or inf in "
+            f"{non_finite_entries(params)}); not evaluated.")
+
+
+def restore_params(workdir: str, init_params: Callable[[jax.Array], PyTree],
+                   mesh: jax.sharding.Mesh, step: int | None = None, *,
+                   seed: int = 0) -> tuple[PyTree, int]:
+    """`(params, step)`: the parameters of checkpoint `step` of `workdir`, replicated on `mesh`.
+
+    Only the parameters are read: no optimizer is built, so evaluation, extraction
+    and analyses need nothing of training. Without `step`, the newest readable
+    checkpoint (see `Checkpointer.restore`).
+
+    Args:
+      workdir: the run's folder.
+      init_params: `rng -> params` of the model (shapes only are computed), e.g. a
+        task's `init_params`.
+      mesh: the devices to replicate the parameters on.
+      step: the checkpoint; None: the newest readable one.
+      seed: the key `init_params` is traced with.
+
+    Raises:
+      CheckpointMismatchError: the checkpoint is of another model.
+      UnreadableCheckpointError: no checkpoint can be read.
+      NonFiniteStateError: the parameters hold NaN or inf.
+    """
+    abstract = jax.eval_shape(lambda: init_params(jax.random.key(seed)))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                          abstract)
+    ckpt = Checkpointer(workdir, every_steps=0, read_only=True)
+    try:
+        params, step = ckpt.restore_params(target, step)
+    finally:
+        ckpt.close()
+    check_finite(params, f"checkpoint {step} in {ckpt.directory}")
+    return params, step
 
 
 def _looks_like_checkpoints(directory: str) -> bool:

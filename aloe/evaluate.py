@@ -26,42 +26,7 @@ from aloe import tasks
 PyTree = Any
 
 
-def restore_params(config: ml_collections.ConfigDict, workdir: str, task: Any,
-                   mesh: jax.sharding.Mesh, step: int | None = None) -> tuple[PyTree, int]:
-    """`(params, step)`: the parameters of checkpoint `step` of `workdir`, replicated on `mesh`.
-
-    Only the parameters are read (no optimizer is built). Without `step`, the
-    newest readable checkpoint (see `checkpointing.Checkpointer.restore`).
-
-    Raises:
-      run_config.VocabularyMismatchError: the task's vocabulary is not the one
-        recorded in the workdir's `vocab.json`.
-      checkpointing.CheckpointMismatchError: the checkpoint is of another model.
-      checkpointing.UnreadableCheckpointError: no checkpoint can be read.
-      checkpointing.NonFiniteStateError: the parameters hold NaN or inf.
-    """
-    run_config.check_vocab(task, workdir)
-    abstract = jax.eval_shape(lambda: task.init_params(jax.random.key(config.seed)))
-    sharding = jax.sharding.NamedSharding(mesh, parallel.REPLICATED)
-    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                          abstract)
-    ckpt = checkpointing.Checkpointer(workdir, every_steps=0, read_only=True)
-    try:
-        params, step = ckpt.restore_params(target, step)
-    finally:
-        ckpt.close()
-    _check_finite(params, f"checkpoint {step} in {ckpt.directory}")
-    return params, step
-
-
-def _check_finite(params: PyTree, what: str) -> None:
-    if not checkpointing.all_finite(params):
-        raise checkpointing.NonFiniteStateError(
-            f"The parameters of {what} are not finite (NaN or inf in "
-            f"{checkpointing.non_finite_entries(params)}); not evaluated.")
-
-
-def run_split(task: Any, params: PyTree, split: str, mesh: jax.sharding.Mesh, *,
+def run_split(task: tasks.Task, params: PyTree, split: str, mesh: jax.sharding.Mesh, *,
               max_batches: Optional[int] = None, first_batch: Optional[list] = None,
               predict: Any = None) -> dict:
     """Evaluates `params` on `split`; returns the gathered records.
@@ -80,7 +45,7 @@ def run_split(task: Any, params: PyTree, split: str, mesh: jax.sharding.Mesh, *,
     every 10 seconds.
     """
     predict = predict or make_predict(task, mesh)
-    total = task.num_eval_batches(split) if hasattr(task, "num_eval_batches") else None
+    total = task.num_eval_batches(split)
     if max_batches is not None:
         total = max_batches if total is None else min(total, max_batches)
     progress = reporting.Progress(f"evaluating {split}", total)
@@ -116,7 +81,7 @@ class Validator:
       max_batches: its first this many batches (a fixed subset); None: all.
     """
 
-    def __init__(self, task: Any, mesh: jax.sharding.Mesh, split: str,
+    def __init__(self, task: tasks.Task, mesh: jax.sharding.Mesh, split: str,
                  max_batches: Optional[int] = None):
         self.task, self.mesh, self.split, self.max_batches = task, mesh, split, max_batches
         self.predict = make_predict(task, mesh)  # Compiled once for every validation.
@@ -134,9 +99,9 @@ class Validator:
         scalars = {f"valid/{k}": float(v) for k, v in results.items()
                    if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
         writer.write_scalars(step, scalars)
-        if hasattr(task, "summary_images"):
-            local = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
-            images = task.summary_images(local, first[0])
+        local = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
+        images = task.summary_images(local, first[0])
+        if images:
             writer.write_images(step, {f"valid/{name}": image for name, image in images.items()})
         writer.flush()
         shown = "  ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items()))
@@ -144,7 +109,7 @@ class Validator:
         return results
 
 
-def make_predict(task: Any, mesh: jax.sharding.Mesh) -> Any:
+def make_predict(task: tasks.Task, mesh: jax.sharding.Mesh) -> Any:
     """`task.predict` compiled over every device of `mesh` (replicated params, sharded batch)."""
     return parallel.data_parallel(task.predict, mesh,
                                   in_specs=(parallel.REPLICATED, parallel.SHARDED),
@@ -170,9 +135,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | Non
     mesh = parallel.make_mesh()
     split = split or config.eval.split
     if params is None:
-        params, step = restore_params(config, workdir, task, mesh, step)
+        run_config.check_vocab(task, workdir)
+        params, step = checkpointing.restore_params(workdir, task.init_params, mesh, step,
+                                                    seed=config.seed)
     else:
-        _check_finite(params, f"step {step}")
+        checkpointing.check_finite(params, f"step {step}")
     records = run_split(task, params, split, mesh)
     tag = f"{split}_{step}"
     results: dict[str, Any] = {}

@@ -30,7 +30,7 @@ import tensorflow_datasets as tfds
 import tqdm
 from absl import logging
 
-from aloe import evaluate
+from aloe import checkpointing
 from aloe import parallel
 from aloe import tasks
 from aloe.data import cater_latents
@@ -41,13 +41,12 @@ from aloe.models import monet as monet_lib
 from aloe.tasks import monet as monet_task
 
 
-def split_pairs(text: str) -> list[tuple[str, str]]:
-    """'train:train,validation:valid' -> [('train', 'train'), ('validation', 'valid')]."""
-    pairs = [item.split(":") for item in text.split(",") if item.strip()]
-    if not pairs or any(len(p) != 2 or not all(p) for p in pairs):
-        raise ValueError(f"config.extract.splits = {text!r}: expected 'tfds_split:store_split,"
-                         f"...', e.g. 'train:train,validation:valid'.")
-    return [(a.strip(), b.strip()) for a, b in pairs]
+def _splits(text: str) -> list[tuple[str, str]]:
+    """`config.extract.splits` as (tfds split, store split) pairs."""
+    try:
+        return pipeline.split_pairs(text)
+    except ValueError as err:
+        raise ValueError(f"config.extract.splits = {err}") from None
 
 
 def make_encoder(model: monet_lib.MONet, mesh: jax.sharding.Mesh):
@@ -78,8 +77,8 @@ def extract(config: ml_collections.ConfigDict, workdir: str) -> dict[str, int]:
     mesh = parallel.make_mesh(jax.local_devices())
     task = tasks.build(config, process_index=jax.process_index(),
                        process_count=jax.process_count())
-    params, step = evaluate.restore_params(config, workdir, task,
-                                           parallel.make_mesh(), None)
+    params, step = checkpointing.restore_params(workdir, task.init_params, parallel.make_mesh(),
+                                                seed=config.seed)
     params = jax.device_put(jax.device_get(params), jax.sharding.NamedSharding(
         mesh, parallel.REPLICATED))
     logging.info("Extracting latents with MONet step %d into %s", step, ex.out)
@@ -88,21 +87,20 @@ def extract(config: ml_collections.ConfigDict, workdir: str) -> dict[str, int]:
     if "datasets" in ex:
         datasets = [name.strip() for name in ex.datasets.split(",") if name.strip()]
     written: dict[str, int] = {}
-    for tfds_split, store_split in split_pairs(ex.splits):
+    for tfds_split, store_split in _splits(ex.splits):
         labels: dict[str, dict[str, Any]] = {}
         for name in datasets:
-            builder = monet_task.open_builder(ml_collections.ConfigDict(
-                {"dataset": name, "data_dir": config.data.data_dir}))
+            builder = monet_task.open_builder(config.data, name)
             count = _extract_split(builder, name, tfds_split, store_split, ex, encoder, params,
                                    mesh.size)
             written[store_split] = written.get(store_split, 0) + count
             if "video_name" in builder.info.features and jax.process_index() == 0:
-                labels.update(cater_labels(builder, name, tfds_split))
+                labels.update(pipeline.cater_labels(builder, name, tfds_split))
         if labels:
             cater_latents.write_labels(ex.out, store_split, labels)
         _copy_questions(ex, tfds_split, store_split)
     if ex.questions_dir and jax.process_index() == 0:
-        write_vocab(ex.out, [store for _, store in split_pairs(ex.splits)])
+        write_vocab(ex.out, [store for _, store in _splits(ex.splits)])
     return written
 
 
@@ -133,21 +131,6 @@ def write_vocab(out: str, store_splits: list[str]) -> vocab_lib.Vocab:
     return vocab
 
 
-def cater_key(dataset: str, video_name: bytes) -> str:
-    """'cater/all_actions', b'CATER_new_000001.avi' -> 'all_actions/CATER_new_000001'."""
-    return f"{dataset.split('/')[-1]}/{os.path.splitext(video_name.decode())[0]}"
-
-
-def cater_labels(builder, dataset: str, split: str) -> dict[str, dict[str, Any]]:
-    """Every video's grid label and camera, for `{split}_labels.json` (no frames decoded)."""
-    camera = "moving" if "cameramotion" in dataset else "static"
-    examples = builder.as_dataset(split=split, decoders=tfds.decode.PartialDecoding(
-        {"video_name": builder.info.features["video_name"],
-         "label": builder.info.features["label"]}))
-    return {cater_key(dataset, ex["video_name"]): {"label": int(ex["label"]), "camera": camera}
-            for ex in tfds.as_numpy(examples)}
-
-
 def _extract_split(builder, name: str, tfds_split: str, store_split: str,
                    ex: ml_collections.ConfigDict, encoder, params, num_devices: int) -> int:
     """Encodes this process's videos of one split of one dataset; returns how many."""
@@ -163,7 +146,7 @@ def _extract_split(builder, name: str, tfds_split: str, store_split: str,
     count = 0
     for video in tqdm.tqdm(videos, desc=f"{name} {tfds_split}", total=total, unit="video",
                            disable=jax.process_index() != 0):
-        key = (cater_key(name, video["video_name"]) if is_cater
+        key = (cater_latents.video_key(name, video["video_name"]) if is_cater
                else int(video["scene_index"]))
         if store.has(key):
             continue

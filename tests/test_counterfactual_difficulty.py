@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from aloe.analysis import counterfactual
+from aloe.clevrer import difficulty
 from aloe.clevrer.scene import Event, Scene
 from aloe.synthetic import clevrer as mini_clevrer
 import clevrer_test_scenes as scenes
@@ -91,41 +91,41 @@ def _hard(question_id: int = 0, **kwargs) -> dict:
 # ---- The classifier on the hand-built video.
 
 def test_no_collision_question():
-    analysis = counterfactual.analyze(_no_collision(), SCENE)
+    analysis = difficulty.analyze(_no_collision(), SCENE)
     assert analysis.removed_object == 3
     assert analysis.collisions == ()
     assert analysis.descriptive_answers == ("correct", "wrong") == analysis.true_answers
-    assert analysis.category == counterfactual.NO_COLLISION
+    assert analysis.category == difficulty.NO_COLLISION
 
 
 def test_descriptive_question_with_and_without_negation():
-    analysis = counterfactual.analyze(_descriptive(), SCENE)
+    analysis = difficulty.analyze(_descriptive(), SCENE)
     assert analysis.removed_object == 2
     assert analysis.collisions == (Event("collision", 10, (1, 2)),)
     assert analysis.descriptive_answers == ("correct", "wrong")
-    assert counterfactual.classify(_descriptive(), SCENE) == counterfactual.DESCRIPTIVE
-    negated = counterfactual.analyze(_descriptive_negated(), SCENE)
+    assert difficulty.classify(_descriptive(), SCENE) == difficulty.DESCRIPTIVE
+    negated = difficulty.analyze(_descriptive_negated(), SCENE)
     assert negated.descriptive_answers == ("wrong", "correct")
-    assert negated.category == counterfactual.DESCRIPTIVE
+    assert negated.category == difficulty.DESCRIPTIVE
 
 
 def test_hard_question():
-    analysis = counterfactual.analyze(_hard(), SCENE)
+    analysis = difficulty.analyze(_hard(), SCENE)
     assert analysis.removed_object == 0  # "the metal cube", resolved by the executor.
     assert analysis.collisions == (Event("collision", 5, (0, 1)),)
     assert analysis.descriptive_answers == ("correct", "wrong", "wrong")
-    assert analysis.category == counterfactual.HARD
+    assert analysis.category == difficulty.HARD
     # The same choices with the video's outcomes as answers would be descriptive.
     as_video = _hard()
     as_video["choices"][0]["answer"] = "correct"
-    assert counterfactual.classify(as_video, SCENE) == counterfactual.DESCRIPTIVE
+    assert difficulty.classify(as_video, SCENE) == difficulty.DESCRIPTIVE
 
 
 def test_filter_counterfact_form_and_annotation_input_agree():
     for make, category in ((_no_collision, "no_collision"), (_descriptive, "descriptive"),
                            (_hard, "hard")):
-        assert counterfactual.classify(make(filter_form=True), SCENE) == category
-        assert counterfactual.classify(make(), ANNOTATION) == category
+        assert difficulty.classify(make(filter_form=True), SCENE) == category
+        assert difficulty.classify(make(), ANNOTATION) == category
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -143,7 +143,7 @@ def test_malformed_question_is_named(edit, message):
     question = _no_collision()
     edit(question)
     with pytest.raises(ValueError, match=message.replace("(", r"\(")) as raised:
-        counterfactual.analyze(question, SCENE, source="q.json: scene_index 10000")
+        difficulty.analyze(question, SCENE, source="q.json: scene_index 10000")
     assert str(raised.value).startswith("q.json: scene_index 10000")
 
 
@@ -190,14 +190,14 @@ PREDICTIONS = [  # Right choices: 2/2, 1/2, then 2/3 (hard), 2/2.
 
 def test_report_shares_and_accuracy_per_category(hand_built_root):
     predictions = _write(hand_built_root / "predictions.json", PREDICTIONS)
-    report = counterfactual.difficulty_report(hand_built_root / "questions" / "validation.json",
+    report = difficulty.difficulty_report(hand_built_root / "questions" / "validation.json",
                                               hand_built_root / "annotations" / "validation",
                                               predictions)
     assert report["num_questions"] == 4 and report["num_scenes"] == 2
     rows = report["categories"]
     assert {name: rows[name]["count"] for name in rows} == {
         "no_collision": 1, "descriptive": 2, "hard": 1, "all": 4}
-    assert [rows[name]["share"] for name in counterfactual.CATEGORIES] == [0.25, 0.5, 0.25]
+    assert [rows[name]["share"] for name in difficulty.CATEGORIES] == [0.25, 0.5, 0.25]
     assert report["descriptive_share_of_colliding"] == pytest.approx(2 / 3)
     expected_model = {"no_collision": (1.0, 1.0), "descriptive": (3 / 4, 1 / 2),
                       "hard": (2 / 3, 0.0), "all": (7 / 9, 2 / 4)}
@@ -217,16 +217,16 @@ def test_report_errors_name_the_file_and_question(hand_built_root):
     incomplete = [dict(PREDICTIONS[0]), {"scene_index": 10001, "questions": PREDICTIONS[1]["questions"][1:]}]
     path = _write(hand_built_root / "incomplete.json", incomplete)
     with pytest.raises(ValueError, match=r"incomplete.json: scene_index 10001, question_id 0: no choice"):
-        counterfactual.difficulty_report(questions, annotations, path)
+        difficulty.difficulty_report(questions, annotations, path)
     fewer = json.loads(json.dumps(PREDICTIONS))
     fewer[0]["questions"][0]["choices"].pop()
     path = _write(hand_built_root / "fewer.json", fewer)
     with pytest.raises(ValueError, match=r"question_id 0: predicted choice_ids \[0\] differ"):
-        counterfactual.difficulty_report(questions, annotations, path)
-    os.remove(counterfactual.annotation_path(annotations, 10001))
+        difficulty.difficulty_report(questions, annotations, path)
+    os.remove(difficulty.annotation_path(annotations, 10001))
     with pytest.raises(ValueError, match=r"scene_index 10001, question_id 0: the annotation .*"
                                          r"annotation_10000-11000.annotation_10001.json .* missing"):
-        counterfactual.difficulty_report(questions, annotations)
+        difficulty.difficulty_report(questions, annotations)
 
 
 def test_command_prints_table_and_writes_report(hand_built_root):
@@ -240,7 +240,7 @@ def test_command_prints_table_and_writes_report(hand_built_root):
     table = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[3:7]}
     assert table["hard"] == ["1", "25.0%", "66.7%", "0.0%", "66.7%", "0.0%"]
     assert table["all"][:2] == ["4", "100.0%"]
-    expected = counterfactual.difficulty_report(hand_built_root / "questions" / "validation.json",
+    expected = difficulty.difficulty_report(hand_built_root / "questions" / "validation.json",
                                                 hand_built_root / "annotations" / "validation",
                                                 predictions)
     assert json.loads(out.read_text()) == json.loads(json.dumps(expected))
@@ -258,18 +258,18 @@ def test_report_on_generated_dataset(tmp_path):
                 if q["question_type"] == "counterfactual"]
     assert expected, "the generated split should hold counterfactual questions"
     annotations = tmp_path / "annotations" / "train"
-    report = counterfactual.difficulty_report(questions_file, annotations)
+    report = difficulty.difficulty_report(questions_file, annotations)
     rows = report["categories"]
     assert report["num_questions"] == len(expected) == rows["all"]["count"]
-    assert sum(rows[name]["count"] for name in counterfactual.CATEGORIES) == len(expected)
-    assert sum(rows[name]["share"] for name in counterfactual.CATEGORIES) == pytest.approx(1.0)
+    assert sum(rows[name]["count"] for name in difficulty.CATEGORIES) == len(expected)
+    assert sum(rows[name]["share"] for name in difficulty.CATEGORIES) == pytest.approx(1.0)
     # The no_collision questions are those whose removed object has no entry in the
     # annotation's collision list (read here without the executor).
-    found = counterfactual.analyze_split(questions_file, annotations)
+    found = difficulty.analyze_split(questions_file, annotations)
     assert [(s, a.question_id) for s, a in found] == expected
     touching = 0
     for scene_index, analysis in found:
-        collisions = json.loads(pathlib.Path(counterfactual.annotation_path(
+        collisions = json.loads(pathlib.Path(difficulty.annotation_path(
             annotations, scene_index)).read_text())["collision"]
         touching += any(analysis.removed_object in c["object_ids"] for c in collisions)
     assert rows["no_collision"]["count"] == len(found) - touching

@@ -130,8 +130,8 @@ def test_non_finite_loss_stops_without_bad_checkpoint(toy_root, tmp_path):
                        match=r"Non-finite loss .* at step|after step \d+ is not finite"):
         train.train(config, workdir)
     saved = checkpointing.Checkpointer(workdir, every_steps=1).all_steps()
-    params, step = evaluate.restore_params(config, workdir, tasks.build(config),
-                                           parallel.make_mesh())
+    params, step = checkpointing.restore_params(workdir, tasks.build(config).init_params,
+                                                parallel.make_mesh(), seed=config.seed)
     assert step == max(saved)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
 

@@ -6,7 +6,7 @@ flags (`define_command_flags`) and read their inputs with `command_inputs`:
 - the configs: each workdir's `config.json`, changed only by the command line's
   overrides (`workdir_config`), as `--mode=eval` reads them;
 - the ALOE and MONet models and parameters (`restore_model`): checkpoints are
-  read with `aloe.evaluate.restore_params` through the task that `tasks.build`
+  read with `aloe.checkpointing.restore_params` through the task that `tasks.build`
   makes of each config (the MONet config's task must have the MONet as its
   `model`);
 - one question of one scene of a latent store with the latents of the evenly
@@ -46,12 +46,15 @@ def restore_model(config: ml_collections.ConfigDict, workdir: str,
     """`(model, params, step)` of checkpoint `step` (default: latest) of `workdir`.
 
     The model is the `model` attribute of the task `aloe.tasks.build(config)`
-    makes; the parameters are read by `aloe.evaluate.restore_params` and
-    fetched to the host.
+    makes; the parameters are read by `aloe.checkpointing.restore_params` (no
+    optimizer) after the vocabulary check, and fetched to the host.
     """
-    from aloe import evaluate, parallel, tasks  # pylint: disable=g-import-not-at-top
+    # pylint: disable-next=g-import-not-at-top
+    from aloe import checkpointing, parallel, run_config, tasks
     task = tasks.build(config)
-    params, restored = evaluate.restore_params(config, workdir, task, parallel.make_mesh(), step)
+    run_config.check_vocab(task, workdir)
+    params, restored = checkpointing.restore_params(workdir, task.init_params,
+                                                    parallel.make_mesh(), step, seed=config.seed)
     return task.model, jax.device_get(params), restored
 
 

@@ -64,6 +64,12 @@ MAX_NAME_BYTES = 128
 _NAME_PART = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 
 
+def video_key(dataset: str, video_name: bytes) -> str:
+    """A video's store key: 'cater/all_actions', b'CATER_new_000001.avi' ->
+    'all_actions/CATER_new_000001'."""
+    return f"{dataset.split('/')[-1]}/{os.path.splitext(video_name.decode())[0]}"
+
+
 def labels_path(root: str | os.PathLike, split: str) -> str:
     """The labels file of a split, `{root}/{split}_labels.json`."""
     return os.path.join(os.fspath(root), f"{split}{LABELS_SUFFIX}")

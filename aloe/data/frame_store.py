@@ -40,18 +40,15 @@ from typing import Any, Sequence
 from absl import app
 from absl import flags
 import jax
-import ml_collections
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 import tqdm
 
-from aloe import extract
 from aloe.data import cater_latents
 from aloe.data import latents as latents_lib
 from aloe.data import pipeline
 from aloe.data import video_frames
-from aloe.tasks import monet as monet_task
 
 DEFAULT_SPLITS = "train:train,validation:valid"
 
@@ -59,7 +56,7 @@ DEFAULT_SPLITS = "train:train,validation:valid"
 def parse_splits(text: str) -> list[tuple[str, str]]:
     """'train:train,validation:valid' -> [('train', 'train'), ('validation', 'valid')]."""
     try:
-        return extract.split_pairs(text)
+        return pipeline.split_pairs(text)
     except ValueError:
         raise ValueError(f"splits = {text!r}: expected 'tfds_split:store_split,...', e.g. "
                          f"{DEFAULT_SPLITS!r}.") from None
@@ -111,7 +108,7 @@ def _write_split(builder: tfds.core.DatasetBuilder, is_cater: bool, name: str, t
     count = 0
     for video in tqdm.tqdm(tfds.as_numpy(videos), desc=f"{name} {tfds_split}", total=total,
                            unit="video", disable=not progress or process_index != 0):
-        key = (extract.cater_key(name, video["video_name"]) if is_cater
+        key = (cater_latents.video_key(name, video["video_name"]) if is_cater
                else int(video["scene_index"]))
         if store.has(key):
             _check_existing(store.path(key), frame_size)
@@ -126,8 +123,7 @@ def _open(data_dir: str, name: str) -> tuple[tfds.core.DatasetBuilder, bool]:
     if not data_dir:
         raise ValueError("data_dir is empty: set it to the tfds data directory the video "
                          "datasets were built in.")
-    builder = monet_task.open_builder(ml_collections.ConfigDict(
-        {"dataset": name, "data_dir": data_dir}))
+    builder = pipeline.open_builder(name, data_dir)
     if "video" not in builder.info.features:
         raise ValueError(f"tfds dataset {name!r} in {data_dir}: no 'video' feature; expected "
                          f"one built by aloe.data.clevrer or aloe.data.cater.")
@@ -184,7 +180,7 @@ def write_frame_store(data_dir: str, datasets: str | Sequence[str], out: str,
                 builder, is_cater, name, tfds_split, out, store_split, frame_size,
                 process_index, process_count, progress)
             if is_cater and process_index == 0:
-                labels.update(extract.cater_labels(builder, name, tfds_split))
+                labels.update(pipeline.cater_labels(builder, name, tfds_split))
         if labels:
             _merge_labels(out, store_split, labels)
     return written

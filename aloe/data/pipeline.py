@@ -34,10 +34,46 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from aloe.data import cater_latents
 from aloe.data.sampling import evenly_spaced_frames, sample_frames
 
 # Per-video features passed through with the frames when the dataset has them.
 ID_KEYS = ("scene_index", "video_filename", "video_name", "label")
+
+
+def open_builder(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
+    """The prepared tfds builder of `dataset` (e.g. 'clevrer', 'cater/all_actions') in `data_dir`."""
+    builder = tfds.builder(dataset, data_dir=data_dir)
+    if not builder.is_prepared():
+        raise FileNotFoundError(
+            f"The tfds dataset {dataset!r} is not built in {data_dir!r}; build it with "
+            f"`python -m aloe.data.{dataset.split('/')[0]} --manual_dir=... "
+            f"--data_dir={data_dir}`.")
+    return builder
+
+
+def split_pairs(text: str) -> list[tuple[str, str]]:
+    """'train:train,validation:valid' -> [('train', 'train'), ('validation', 'valid')].
+
+    Raises:
+      ValueError: `text` is not a comma-separated list of `a:b` pairs.
+    """
+    pairs = [item.split(":") for item in text.split(",") if item.strip()]
+    if not pairs or any(len(p) != 2 or not all(p) for p in pairs):
+        raise ValueError(f"{text!r}: expected 'tfds_split:store_split,...', e.g. "
+                         f"'train:train,validation:valid'.")
+    return [(a.strip(), b.strip()) for a, b in pairs]
+
+
+def cater_labels(builder: tfds.core.DatasetBuilder, dataset: str,
+                 split: str) -> dict[str, dict[str, Any]]:
+    """Every video's grid label and camera, for `{split}_labels.json` (no frames decoded)."""
+    camera = "moving" if "cameramotion" in dataset else "static"
+    examples = builder.as_dataset(split=split, decoders=tfds.decode.PartialDecoding(
+        {"video_name": builder.info.features["video_name"],
+         "label": builder.info.features["label"]}))
+    return {cater_latents.video_key(dataset, ex["video_name"]):
+            {"label": int(ex["label"]), "camera": camera} for ex in tfds.as_numpy(examples)}
 
 
 def frame_indices(total_frames: int, num_frames: int, *, training: bool, seed: int = 0,

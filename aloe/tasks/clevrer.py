@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 from aloe import augment
-from aloe.analysis import counterfactual
+from aloe.clevrer import difficulty
 from aloe.clevrer import metrics as clevrer_metrics
 from aloe.data import clevrer_latents
 from aloe.data import questions as questions_lib
@@ -221,7 +221,7 @@ class ClevrerTask:
         questions that have answers; a split without answers (the test split)
         yields only counts. With `eval.clevrer_questions` and
         `eval.clevrer_annotations` set (the raw CLEVRER files of the evaluated
-        split), the counterfactual difficulty split of `aloe.analysis.counterfactual`
+        split), the counterfactual difficulty split of `aloe.clevrer.difficulty`
         is added under `counterfactual_{category}_per_option` / `_per_question` /
         `_share`.
         """
@@ -250,8 +250,8 @@ class ClevrerTask:
             (records["desc_answer"] == questions_lib.OUTSIDE_VOCAB).sum())
         e = self.config.eval
         if e.get("clevrer_questions") and e.get("clevrer_annotations"):
-            report = counterfactual.difficulty_report(e.clevrer_questions, e.clevrer_annotations,
-                                                      predictions_file)
+            report = difficulty.difficulty_report(e.clevrer_questions, e.clevrer_annotations,
+                                                  predictions_file)
             for category, row in report["categories"].items():
                 results[f"counterfactual_{category}_share"] = row["share"]
                 for kind in ("per_option", "per_question"):

@@ -59,18 +59,13 @@ def tfds_split(split: str) -> str:
     return TFDS_SPLITS.get(split, split)
 
 
-def open_builder(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
-    """The prepared tfds builder `data.dataset` (e.g. 'clevrer', 'cater/all_actions')."""
+def open_builder(data: ml_collections.ConfigDict,
+                 dataset: str | None = None) -> tfds.core.DatasetBuilder:
+    """The prepared tfds builder `dataset` (default `data.dataset`) in `data.data_dir`."""
     if not data.data_dir:
         raise ValueError("config.data.data_dir is empty: set it to the tfds data directory "
                          "the video dataset was built in (--config.data.data_dir=DIR).")
-    builder = tfds.builder(data.dataset, data_dir=data.data_dir)
-    if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"The tfds dataset {data.dataset!r} is not built in {data.data_dir!r}; build it "
-            f"with `python -m aloe.data.{data.dataset.split('/')[0]} --manual_dir=... "
-            f"--data_dir={data.data_dir}`.")
-    return builder
+    return pipeline.open_builder(dataset or data.dataset, data.data_dir)
 
 
 def mask_labels(masks_dir: str, split: str, scene_index: int, frames: np.ndarray,
@@ -245,6 +240,11 @@ class MonetTask:
                                             pad[:1], constant_values=-1),
                             "true_labels": np.pad(np.stack(labels[start:start + per_process]),
                                                   pad[:3], constant_values=-1)}}
+
+    def num_eval_batches(self, split: str) -> None:
+        """None: unknown up front (the split may hold fewer than `eval.num_videos` videos)."""
+        del split
+        return None
 
     def predict(self, params: PyTree, batch: dict[str, Any]) -> dict[str, jax.Array]:
         """Per-frame loss terms and the segmentation (most probable slot per pixel)."""
