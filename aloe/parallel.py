@@ -63,16 +63,6 @@ REPLICATED = P()
 SHARDED = P(AXIS)
 
 
-def local_batch_size(global_size: int) -> int:
-    """This process's share of a global batch, checking it divides evenly."""
-    devices = jax.device_count()
-    if global_size % devices:
-        raise ValueError(
-            f"A global batch of {global_size} cannot be split evenly over {devices} devices; "
-            f"choose a multiple of {devices}.")
-    return global_size // jax.process_count()
-
-
 def shard_batch(batch: PyTree, mesh: jax.sharding.Mesh) -> PyTree:
     """Process-local NumPy arrays -> global arrays split over devices on axis 0.
 

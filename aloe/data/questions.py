@@ -16,7 +16,7 @@ the question_id (and the choice_id when a choice is at fault).
 
 import dataclasses
 import os
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -278,8 +278,3 @@ def load_questions(path: str | os.PathLike, vocab: Vocab, *, max_question_len: i
                            max_question_len=max_question_len,
                            max_choice_len=max_choice_len, max_choices=max_choices,
                            unknown=unknown, answers_outside_vocab=answers_outside_vocab)
-
-
-def question_type_names(codes: Sequence[int]) -> list[str]:
-    """Multiple-choice type names of `MultipleChoiceQuestions.question_type` codes."""
-    return [MC_QUESTION_TYPES[int(c)] for c in codes]

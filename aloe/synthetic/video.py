@@ -1,4 +1,4 @@
-"""Writing and reading real video files (mp4 / avi) through PyAV's bundled FFmpeg."""
+"""Writing real video files (mp4 / avi) through PyAV's bundled FFmpeg."""
 
 import os
 from typing import Sequence
@@ -50,16 +50,3 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarra
         for packet in stream.encode():
             container.mux(packet)
     os.replace(tmp, path)  # A video is either complete or absent.
-
-
-def read_video(path: str | os.PathLike) -> np.ndarray:
-    """Decodes every frame of a video file into uint8 `[T, H, W, 3]` RGB."""
-    path = os.fspath(path)
-    try:
-        with av.open(path) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    except (av.error.FFmpegError, OSError) as e:
-        raise ValueError(f"{path}: cannot decode video: {e}") from e
-    if not frames:
-        raise ValueError(f"{path}: the video holds no frames.")
-    return np.stack(frames)
