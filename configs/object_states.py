@@ -28,7 +28,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     """The config of one Table 1 row on CLEVRER object states."""
     if arg not in ROWS:
         raise ValueError(f"configs/object_states.py: unknown row {arg!r}; rows: {ROWS}.")
-    config = ablations.get_config(f"{arg},toy")  # Toy sizes, the row's variant and λ.
+    config = ablations.get_config(f"{arg},toy")  # Toy sizes, the row's parts and λ.
     config.data.root = "data/object_states/identity"  # aloe.data.object_states output.
     config.data.num_frames = 12        # Sorted random frames of 128 (evenly spaced in eval).
     config.data.num_slots = 8          # Slots per frame of the object-state store.

@@ -1,7 +1,7 @@
-r"""Frame stores: the uint8 frames of a built tfds video dataset, for the "resnet" variant.
+r"""Frame stores: the uint8 frames of a built tfds video dataset, for models that read pixels.
 
-The "resnet" variant (`config.model.variant`, the ResNet row of the paper's
-Table 1) reads pixels instead of MONet latents. This module writes them from the
+A model with the ResNet encoder (`config.model.entities`, the ResNet row of the
+paper's Table 1) reads pixels instead of MONet latents. This module writes them from the
 tfds datasets built by `aloe.data.clevrer` / `aloe.data.cater` (all frames of
 every video, 64x64), in the layout each task reads:
 
@@ -12,7 +12,8 @@ every video, 64x64), in the layout each task reads:
 - CATER ('cater/all_actions', 'cater/all_actions_cameramotion'): the layout of
   `aloe.data.cater_latents`, `{out}/{split}/{variant}/{name}.npy` uint8
   `[frames, S, S, 3]` plus `{out}/{split}_labels.json`, the videos named and
-  labelled exactly as `aloe.extract` names and labels their latents. Entries
+  labelled exactly as extraction names and labels their latents
+  (`cater_latents.video_key`, `pipeline.cater_labels`). Entries
   already in a labels file are kept (this run's entries replace equal names),
   so the variants may be written by separate runs.
 
