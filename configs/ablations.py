@@ -61,8 +61,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     if row == "no_auxiliary":
         config.auxiliary.weight = 0.0
     elif row == "mlp":
-        parts.use_reasoner(config, "mlp", size)
-        config.auxiliary.weight = 0.0    # The MLP has no object outputs to predict from.
+        parts.use_reasoner(config, "mlp", size)  # λ = 0: the MLP has no object outputs.
     elif row == "hierarchical":
         parts.use_reasoner(config, "hierarchical", size)
         if base == "clevrer":

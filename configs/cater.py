@@ -12,8 +12,8 @@ static + 4 moving); the paper reports top-1 / top-5 / L1 of 74.0 / 94.0 / 0.44
 self-supervised loss (λ = 2.0, on an unsupervised sub-batch).
 
 The argument picks a Table 1 part (configs/parts.py): `configs/cater.py:mlp`
-(with --config.auxiliary.weight=0: the MLP has no object outputs),
-`:hierarchical`, or `:resnet` (frames of a frame store at `data.frames_root`).
+(without the auxiliary loss: the MLP has no object outputs), `:hierarchical`,
+or `:resnet` (frames of a frame store at `data.frames_root`).
 """
 
 import ml_collections

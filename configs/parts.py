@@ -8,7 +8,7 @@ of a part it does not use:
 
   python -m aloe.main --config=configs/ablations.py:hierarchical,toy --workdir=$W
   python -m aloe.main --config=configs/cater.py:mlp --workdir=$W \
-      --config.auxiliary.weight=0 --config.data.root=$CATER_LATENTS
+      --config.data.root=$CATER_LATENTS
 """
 
 import ml_collections
@@ -70,9 +70,15 @@ def reasoner(name: str = "transformer", size: str = "paper",
 
 def use_reasoner(config: ml_collections.ConfigDict, name: str, size: str,
                  release: bool = True) -> None:
-    """Gives `config` the reasoner `name` (`reasoner`'s arguments); the same one is kept."""
+    """Gives `config` the reasoner `name` (`reasoner`'s arguments); the same one is kept.
+
+    The MLP has no object outputs, so it turns the auxiliary loss off
+    (`auxiliary.weight = 0`).
+    """
     if name != config.model.reasoner.name:
         config.model.reasoner = reasoner(name, size, release)
+    if name == "mlp":
+        config.auxiliary.weight = 0.0
 
 
 def use_resnet(config: ml_collections.ConfigDict, size: str) -> None:
