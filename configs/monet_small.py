@@ -6,7 +6,7 @@ r"""A narrow MONet for CLEVRER-like frames that trains on a CPU: the demo's MONe
 `configs/monet_clevrer.py` with its attention U-Net at half the paper's width and
 the component VAE at a quarter, the mask-KL weight γ = 0.1 (the paper's 0.5
 segments later at this scale) and Adam at 1e-3, for 1,000 steps of 16 frames
-(about 10 minutes on 2 CPU cores). BUILD_NOTES.md has the segmentation study
+(about 10 minutes on 2 CPU cores). studies/monet_segmentation/NOTES.md has the study
 behind these choices; `aloe.demo` pretrains this MONet. Extraction works as with
 the paper configuration (`--mode=extract --config.extract.out=...`).
 """
