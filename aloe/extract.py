@@ -26,7 +26,6 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-import tensorflow_datasets as tfds
 import tqdm
 from absl import logging
 

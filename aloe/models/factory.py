@@ -51,7 +51,7 @@ def own_fields(module_class: type[nn.Module]) -> tuple[str, ...]:
                  if f.name not in _DERIVED and f.init)
 
 
-def _as_dict(spec: Optional[Mapping[str, Any]], default: str, where: str) -> dict[str, Any]:
+def _as_dict(spec: Optional[Mapping[str, Any]], default: str) -> dict[str, Any]:
     if spec is None:
         return {"name": default}
     spec = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
@@ -88,8 +88,8 @@ def build_reasoner(spec: Optional[Mapping[str, Any]] = None, *, latent_dim: int,
       ValueError: an unknown name, a field the reasoner does not have (named), or a
         dtype for a reasoner without one.
     """
-    module_class, fields = _part(_as_dict(spec, "transformer", "config.model.reasoner"),
-                                 REASONERS, "config.model.reasoner")
+    module_class, fields = _part(_as_dict(spec, "transformer"), REASONERS,
+                                 "config.model.reasoner")
     if dtype is not None:
         if "dtype" not in {f.name for f in dataclasses.fields(module_class)}:
             if dtype not in ("float32", "auto"):
@@ -108,8 +108,8 @@ def build_reasoner(spec: Optional[Mapping[str, Any]] = None, *, latent_dim: int,
 def build_entity_encoder(spec: Optional[Mapping[str, Any]] = None, *,
                          latent_dim: int) -> nn.Module:
     """The entity encoder of `config.model.entities` (None: latents)."""
-    module_class, fields = _part(_as_dict(spec, "latents", "config.model.entities"),
-                                 ENTITY_ENCODERS, "config.model.entities")
+    module_class, fields = _part(_as_dict(spec, "latents"), ENTITY_ENCODERS,
+                                 "config.model.entities")
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
     return module_class(latent_dim=latent_dim, **fields)
 
