@@ -117,6 +117,7 @@ class ClevrerTask:
             step, t.descriptive_batch, t.mc_batch, aux_size)
 
     def _apply(self, params, method, *args, rng=None, **kwargs):
+        """`model.apply` of `method`: deterministic without `rng`, else with dropout from it."""
         if rng is None:
             return self.model.apply({"params": params}, *args, deterministic=True, method=method,
                                     **kwargs)

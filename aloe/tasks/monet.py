@@ -117,6 +117,7 @@ class MonetTask:
         return self._builder
 
     def init_params(self, rng: jax.Array) -> PyTree:
+        """Fresh MONet parameters (no data needed)."""
         size = self.config.model.image_size
         return self.model.init({"params": rng}, jnp.zeros((1, size, size, 3)),
                                deterministic=True)["params"]
@@ -258,6 +259,7 @@ class MonetTask:
         return per_frame
 
     def eval_record(self, batch: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict:
+        """The valid frames' outputs, true labels and video numbers."""
         valid = np.asarray(batch["valid"], bool)
         record = {k: np.asarray(v)[valid] for k, v in outputs.items()}
         record["true_labels"] = batch["meta"]["true_labels"][valid]
