@@ -27,6 +27,7 @@ def test_compute_dtype_names():
     assert precision.compute_dtype("auto", backend="tpu") == jnp.bfloat16
     assert precision.compute_dtype("bfloat16") == jnp.bfloat16
     assert precision.compute_dtype(jnp.float32) == jnp.float32
+    assert precision.compute_dtype(None) == jnp.float32
     with pytest.raises(ValueError, match="model.dtype"):
         precision.compute_dtype("float16")
     with pytest.raises(ValueError, match="model.dtype"):

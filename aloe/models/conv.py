@@ -10,11 +10,17 @@ All formulations compute the same cross-correlation as
   summed as they come (no `k*k`-times larger array);
 - "patches": the `k*k` shifted slices concatenated on the channel axis (im2col)
   and one matmul with the kernel flattened to `[k*k*C, F]`;
-- "xla_taps_grad": XLA's convolution forward and for the input's gradient, and
-  the kernel's gradient as one matmul per tap,
-  `d kernel[a, b] = xpad[:, a::s, b::s]^T @ d out` (contracting over every
-  output pixel of the batch), the form XLA:CPU runs well where its
-  kernel-gradient convolution is slow.
+- "xla_taps_grad": XLA's convolution forward, and both gradients as those of
+  "taps": the input's as `d out @ kernel[a, b]^T` per tap, padded back into
+  place and summed, the kernel's as `d kernel[a, b] = xpad[:, a::s, b::s]^T @
+  d out` (one matmul contracting over every output pixel of the batch);
+- "auto": "xla_taps_grad" on CPU, "xla" on other backends.
+
+Measured on 2 CPU cores (forward + both gradients, float32): a decoder conv3x3
+32 -> 32 on 128 x 70 x 70 takes 2.02 s as "xla", 1.52 s as "taps", 1.82 s as
+"patches"; the U-Net's largest (64 -> 32, SAME, 64 x 64 x 64) 1.35 s, 0.99 s and
+1.62 s. XLA's forward of the latter is 3x faster than the taps' (0.17 s against
+0.53 s) while its gradients are the slow part, hence "xla_taps_grad".
 
 Gradients of "taps" and "patches" are JAX's autodiff of each form: slices,
 pads and matmuls, with no convolution primitive.
@@ -33,7 +39,7 @@ import jax.numpy as jnp
 
 from aloe.models.precision import compute_dtype
 
-FORMULATIONS = ("xla", "taps", "patches", "xla_taps_grad")
+FORMULATIONS = ("auto", "xla", "taps", "patches", "xla_taps_grad")
 Padding = Sequence[tuple[int, int]]
 
 
@@ -74,16 +80,8 @@ def _conv_taps_grad_forward(x, kernel, strides, pads):
 
 def _conv_taps_grad_backward(strides, pads, residuals, d_out):
     x, kernel = residuals
-    _, input_vjp = jax.vjp(lambda x: _xla_conv(x, kernel, strides, pads), x)
-    (d_x,) = input_vjp(d_out)
-    kh, kw, channels, features = kernel.shape
-    x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-    slices = _shifted_slices(x, (kh, kw), strides, d_out.shape[1:3])
-    d_out = d_out.reshape(-1, features)
-    d_kernel = jnp.stack([
-        jnp.einsum("rc,rf->cf", s.reshape(-1, channels), d_out,
-                   preferred_element_type=jnp.float32) for s in slices])
-    return d_x, d_kernel.reshape(kernel.shape).astype(kernel.dtype)
+    _, vjp = jax.vjp(lambda x, k: _taps_conv(x, k, strides, pads), x, kernel)
+    return vjp(d_out)
 
 
 _conv_taps_grad.defvjp(_conv_taps_grad_forward, _conv_taps_grad_backward)
@@ -105,6 +103,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1),
     """
     if formulation not in FORMULATIONS:
         raise ValueError(f"conv formulation must be one of {FORMULATIONS}, got {formulation!r}.")
+    if formulation == "auto":
+        formulation = "xla_taps_grad" if jax.default_backend() == "cpu" else "xla"
     kernel = kernel.astype(x.dtype)
     kh, kw, channels, features = kernel.shape
     if x.ndim != 4 or x.shape[3] != channels:
@@ -114,12 +114,19 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1),
         return _xla_conv(x, kernel, tuple(strides), pads)
     if formulation == "xla_taps_grad":
         return _conv_taps_grad(x, kernel, tuple(strides), pads)
+    return _taps_conv(x, kernel, tuple(strides), pads, concatenate=formulation == "patches")
+
+
+def _taps_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+               pads: tuple[tuple[int, int], ...], concatenate: bool = False) -> jax.Array:
+    """The "taps" form (per-tap matmuls, summed), or with `concatenate` the "patches" one."""
+    kh, kw, channels, features = kernel.shape
     if any(pads[0]) or any(pads[1]):
         x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
     out_shape = ((x.shape[1] - kh) // strides[0] + 1, (x.shape[2] - kw) // strides[1] + 1)
     slices = _shifted_slices(x, (kh, kw), strides, out_shape)
     rows = x.shape[0] * out_shape[0] * out_shape[1]
-    if formulation == "patches":
+    if concatenate:
         patches = jnp.concatenate(slices, axis=-1).reshape(rows, kh * kw * channels)
         out = patches @ kernel.reshape(kh * kw * channels, features)
     else:

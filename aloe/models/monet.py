@@ -109,7 +109,7 @@ class AttentionNetwork(nn.Module):
     num_slots: int
     unet_channels: Sequence[int] = (32, 32, 64, 64, 64)
     unet_mlp_hidden: Sequence[int] = (128, 128)
-    conv_formulation: str = "xla"
+    conv_formulation: str = "auto"
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -142,7 +142,7 @@ class ComponentEncoder(nn.Module):
     latent_dim: int
     channels: Sequence[int] = (32, 32, 64, 64)
     hidden: int = 256
-    conv_formulation: str = "xla"
+    conv_formulation: str = "auto"
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -218,7 +218,7 @@ class SpatialBroadcastDecoder(nn.Module):
 
     image_size: int
     channels: Sequence[int] = (32, 32, 32, 32)
-    conv_formulation: str = "xla"
+    conv_formulation: str = "auto"
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -309,7 +309,7 @@ class MONet(nn.Module):
     sigma_fg: float = 0.11
     beta: float = 0.5
     gamma: float = 0.5
-    conv_formulation: str = "xla"
+    conv_formulation: str = "auto"
     dtype: Any = jnp.float32
 
     def setup(self):

@@ -23,12 +23,15 @@ def compute_dtype(name: Any = "auto", backend: Optional[str] = None) -> jnp.dtyp
     """The compute dtype a name stands for.
 
     Args:
-      name: one of `DTYPE_NAMES`, or a float32 / bfloat16 dtype (returned as is).
+      name: one of `DTYPE_NAMES`, a float32 / bfloat16 dtype (returned as is), or
+        None (float32).
       backend: the JAX backend "auto" is resolved for; None: the default backend.
 
     Returns:
       `jnp.float32` or `jnp.bfloat16`.
     """
+    if name is None:
+        return jnp.dtype(jnp.float32)
     if not isinstance(name, str):
         dtype = jnp.dtype(name)
         if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16)):
