@@ -11,7 +11,8 @@ model's matmul FLOPs per step, this machine's dense float32 matmul peak measured
 in the same run, and, last, `fraction_of_matmul_peak=<number>`. With
 `--with_torch` a PyTorch `nn.TransformerEncoder` of the same width, heads,
 layers, feed-forward size, dropout and pre-LayerNorm is timed on the same
-sequences (AdamW step) and the throughput ratio is printed.
+sequences (AdamW step) and the throughput ratio is printed as
+`aloe_over_torch=<number>` just before it.
 
 FLOPs are counted analytically from the matmuls only (2*m*n*k each): per layer
 and sequence of N tokens at width W with feed-forward M, q/k/v/output
@@ -40,13 +41,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aloe.models import aloe as aloe_model
+from aloe.models import factory
+from aloe.models import precision
 
 VOCAB_SIZE = 82
 NUM_ANSWERS = 21
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags (defaults: the paper's CLEVRER configuration)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", type=int, default=28)
@@ -65,7 +67,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling")
     parser.add_argument("--with_torch", action="store_true",
                         help="also time a PyTorch nn.TransformerEncoder of the same shape")
-    return parser.parse_args()
+    parser.add_argument("--dtype", default="auto", choices=precision.DTYPE_NAMES,
+                        help="ALOE's compute dtype (auto: float32 on CPU, bfloat16 elsewhere)")
+    return parser.parse_args(argv)
 
 
 def make_batch(args: argparse.Namespace) -> dict[str, np.ndarray]:
@@ -124,10 +128,11 @@ def measure_matmul_peak(size: int = 4096, repeats: int = 6) -> tuple[float, floa
 
 def time_aloe(args: argparse.Namespace) -> tuple[list[float], list[float], float]:
     """Wall and process-CPU times (s) of the timed steps, and compile-plus-first-step time."""
-    model = aloe_model.ALOE(vocab_size=VOCAB_SIZE, num_answers=NUM_ANSWERS,
-                            latent_dim=args.latent_dim, num_heads=args.heads,
-                            num_layers=args.layers, mlp_dim=args.mlp_dim,
-                            dropout_rate=args.dropout, descriptive_choice_len=args.choice_len)
+    model = factory.build_aloe(vocab_size=VOCAB_SIZE, num_answers=NUM_ANSWERS,
+                               latent_dim=args.latent_dim, num_heads=args.heads,
+                               num_layers=args.layers, mlp_dim=args.mlp_dim,
+                               dropout_rate=args.dropout, descriptive_choice_len=args.choice_len,
+                               dtype=precision.compute_dtype(args.dtype))
     batch = jax.tree.map(jnp.asarray, make_batch(args))
     params = jax.jit(lambda key: model.init(
         {"params": key}, batch["mc_latents"][:1], batch["mc_question"][:1],
@@ -206,7 +211,7 @@ def main() -> None:
     print(f"config: layers={args.layers} heads={args.heads} "
           f"width={args.heads * (args.latent_dim + 2)} mlp={args.mlp_dim} "
           f"dropout={args.dropout} sequences/step={sequences} tokens/sequence={tokens} "
-          f"devices={jax.devices()}")
+          f"dtype={jnp.dtype(precision.compute_dtype(args.dtype)).name} devices={jax.devices()}")
     peak, cpu_peak = measure_matmul_peak()
     times, cpu_times, first = time_aloe(args)
     step = statistics.median(times)
@@ -229,8 +234,9 @@ def main() -> None:
         torch_step = statistics.median(torch_times)
         print("torch: step times " + " ".join(f"{t:.3f}" for t in torch_times))
         print(f"torch: median step {torch_step:.3f} s, {sequences / torch_step:.2f} sequences/s")
-        print(f"throughput ratio aloe/torch: {torch_step / step:.2f}")
     print(f"measured float32 matmul peak (4096^3 jnp.dot, best of 2x6): {peak / 1e9:.1f} GFLOP/s")
+    if args.with_torch:
+        print(f"aloe_over_torch={torch_step / step:.3f}")
     print(f"fraction_of_matmul_peak={flops / step / peak:.3f}")
 
 
