@@ -129,7 +129,7 @@ def test_monet_bfloat16_agrees_with_float32():
 
 
 def test_bfloat16_monet_learns():
-    """A short bfloat16 run on blocky images lowers the loss steadily, by over 0.1 nats per pixel."""
+    """A short bfloat16 run on blocky images lowers the loss steadily (> 0.1 nats per pixel)."""
     rng = np.random.default_rng(0)
     images = np.full((8, 16, 16, 3), 0.5, np.float32)
     for image in images:

@@ -13,14 +13,14 @@ All formulations compute the same cross-correlation as
 - "xla_taps_grad": XLA's convolution forward, and both gradients as those of
   "taps": the input's as `d out @ kernel[a, b]^T` per tap, padded back into
   place and summed, the kernel's as `d kernel[a, b] = xpad[:, a::s, b::s]^T @
-  d out` (one matmul contracting over every output pixel of the batch);
-- "auto": "xla_taps_grad" on CPU, "xla" on other backends.
+  d out` (one matmul contracting over every output pixel of the batch).
 
-Measured on 2 CPU cores (forward + both gradients, float32): a decoder conv3x3
-32 -> 32 on 128 x 70 x 70 takes 2.02 s as "xla", 1.52 s as "taps", 1.82 s as
-"patches"; the U-Net's largest (64 -> 32, SAME, 64 x 64 x 64) 1.35 s, 0.99 s and
-1.62 s. XLA's forward of the latter is 3x faster than the taps' (0.17 s against
-0.53 s) while its gradients are the slow part, hence "xla_taps_grad".
+Measured on 2 CPU cores (forward + both gradients, float32), one convolution
+alone: a decoder conv3x3 32 -> 32 on 128 x 70 x 70 takes 2.02 s as "xla",
+1.52 s as "taps", 1.82 s as "patches", 1.76 s as "xla_taps_grad"; the U-Net's
+largest (64 -> 32, SAME, 64 x 64 x 64) 1.35 s, 0.99 s, 1.62 s and 1.21 s. Inside
+the whole MONet training step, though, "xla_taps_grad" was slower than "xla"
+(paper size, batch 64: 57.8 s against 49.6 s per step), so the models use "xla".
 
 Gradients of "taps" and "patches" are JAX's autodiff of each form: slices,
 pads and matmuls, with no convolution primitive.
@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 from aloe.models.precision import compute_dtype
 
-FORMULATIONS = ("auto", "xla", "taps", "patches", "xla_taps_grad")
+FORMULATIONS = ("xla", "taps", "patches", "xla_taps_grad")
 Padding = Sequence[tuple[int, int]]
 
 
@@ -103,8 +103,6 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1),
     """
     if formulation not in FORMULATIONS:
         raise ValueError(f"conv formulation must be one of {FORMULATIONS}, got {formulation!r}.")
-    if formulation == "auto":
-        formulation = "xla_taps_grad" if jax.default_backend() == "cpu" else "xla"
     kernel = kernel.astype(x.dtype)
     kh, kw, channels, features = kernel.shape
     if x.ndim != 4 or x.shape[3] != channels:

@@ -109,7 +109,7 @@ class AttentionNetwork(nn.Module):
     num_slots: int
     unet_channels: Sequence[int] = (32, 32, 64, 64, 64)
     unet_mlp_hidden: Sequence[int] = (128, 128)
-    conv_formulation: str = "auto"
+    conv_formulation: str = "xla"
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -142,7 +142,7 @@ class ComponentEncoder(nn.Module):
     latent_dim: int
     channels: Sequence[int] = (32, 32, 64, 64)
     hidden: int = 256
-    conv_formulation: str = "auto"
+    conv_formulation: str = "xla"
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -198,7 +198,8 @@ class BroadcastConv(nn.Module):
         coordinate_part = jax.lax.conv_general_dilated(
             coordinate_grid(self.side)[None].astype(dtype), kernel[:, :, latent_dim:].astype(dtype),
             (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        latent_part = z.astype(dtype) @ jnp.sum(kernel[:, :, :latent_dim], axis=(0, 1)).astype(dtype)
+        latent_kernel = jnp.sum(kernel[:, :, :latent_dim], axis=(0, 1)).astype(dtype)
+        latent_part = z.astype(dtype) @ latent_kernel
         return latent_part[:, None, None, :] + coordinate_part + bias.astype(dtype)
 
 
@@ -218,7 +219,7 @@ class SpatialBroadcastDecoder(nn.Module):
 
     image_size: int
     channels: Sequence[int] = (32, 32, 32, 32)
-    conv_formulation: str = "auto"
+    conv_formulation: str = "xla"
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -309,7 +310,7 @@ class MONet(nn.Module):
     sigma_fg: float = 0.11
     beta: float = 0.5
     gamma: float = 0.5
-    conv_formulation: str = "auto"
+    conv_formulation: str = "xla"
     dtype: Any = jnp.float32
 
     def setup(self):

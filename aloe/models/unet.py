@@ -51,7 +51,7 @@ class ConvNormReLU(nn.Module):
     """
 
     features: int
-    conv_formulation: str = "auto"
+    conv_formulation: str = "xla"
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -79,7 +79,7 @@ class UNet(nn.Module):
     channels: Sequence[int] = (32, 32, 64, 64, 64)
     mlp_hidden: Sequence[int] = (128, 128)
     out_features: int = 1
-    conv_formulation: str = "auto"
+    conv_formulation: str = "xla"
     dtype: Any = jnp.float32
 
     @nn.compact
