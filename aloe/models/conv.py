@@ -1,4 +1,4 @@
-"""2-D convolutions written in the forms XLA:CPU runs fastest, and a `Conv` module.
+"""2-D convolutions in several equivalent formulations, and a `Conv` module.
 
 All formulations compute the same cross-correlation as
 `lax.conv_general_dilated(x, kernel, strides, padding, ("NHWC", "HWIO", "NHWC"))`:
