@@ -48,6 +48,7 @@ def get_config(arg: str = "transformer") -> ml_collections.ConfigDict:
     config.model.mlp_dim = 1024      # Feed-forward hidden size.
     config.model.head_hidden_dim = 144  # Hidden size of the 36-way grid head.
     config.model.dropout_rate = 0.1  # Transformer dropout.
+    config.model.dtype = "auto"      # Compute dtype: float32 on CPU, bfloat16 on GPU / TPU.
     config.model.entities = parts.latents()  # MONet latents of data.root.
     config.model.reasoner = parts.reasoner("transformer", release=False)
 

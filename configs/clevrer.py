@@ -53,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.mlp_dim = 1024
     config.model.head_hidden_dim = 128
     config.model.dropout_rate = 0.1  # Residual branches and feed-forward hidden units.
+    config.model.dtype = "auto"      # Compute dtype: float32 on CPU, bfloat16 on GPU / TPU.
     config.model.word_padding_mask = True  # False reproduces the release (pads attended).
     config.model.initialization = "release"    # Sonnet's initialisers ("flax": Flax's).
     config.model.answer_logit_offset = 1       # 22-way head, answer ids 1..21; logit 0 unused.

@@ -44,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.sigma_fg = 0.11     # Pixel std of the other slots.
     config.model.beta = 0.5          # Latent KL weight.
     config.model.gamma = 0.5         # Mask KL weight.
+    config.model.dtype = "auto"      # Compute dtype: float32 on CPU, bfloat16 on GPU / TPU.
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "rmsprop"
