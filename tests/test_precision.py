@@ -159,3 +159,14 @@ def test_bfloat16_monet_learns():
     thirds = [np.mean(chunk) for chunk in np.array_split(np.array(losses), 3)]
     assert thirds[0] > thirds[1] > thirds[2], thirds
     assert thirds[0] - thirds[2] > 0.1 * 16 * 16, thirds
+
+
+def test_bfloat16_dropout_scales_survivors_by_the_rounded_exact_factor():
+    x = jnp.full((64, 64), 0.7, jnp.bfloat16)
+    dropped = transformer.dropout(x, 0.1, jax.random.key(0))
+    assert dropped.dtype == jnp.bfloat16
+    survivors = np.unique(np.asarray(dropped[dropped != 0], np.float32))
+    threshold = round(0.1 * 2**32)
+    exact = float(x[0, 0]) * 2**32 / (2**32 - threshold)  # In float64, then rounded once.
+    expected = np.float32(jnp.asarray(exact, jnp.bfloat16))
+    np.testing.assert_array_equal(survivors, [expected])

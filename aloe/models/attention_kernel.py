@@ -120,8 +120,10 @@ def _apply_drop(x: jax.Array, rate: float, seeds: jax.Array) -> jax.Array:
     if threshold == 0:
         return x
     bits = _hash_bits(x.shape, seeds)
-    scale = jnp.asarray(2**32 / (2**32 - threshold), x.dtype)
-    return jnp.where(bits >= jnp.uint32(threshold), x * scale, jnp.zeros((), x.dtype))
+    # The scale in (at least) float32, so that bfloat16 inputs are rounded once, after it.
+    scale = jnp.asarray(2**32 / (2**32 - threshold), jnp.promote_types(x.dtype, jnp.float32))
+    return jnp.where(bits >= jnp.uint32(threshold), (x * scale).astype(x.dtype),
+                     jnp.zeros((), x.dtype))
 
 
 def dropout(x: jax.Array, rate: float, rng: jax.Array) -> jax.Array:
