@@ -254,6 +254,14 @@ def train(config: ml_collections.ConfigDict, workdir: str,
                                _prefetch(task.train_batch, range(start, total))):
             state, metrics = step_fn(state, parallel.shard_batch(batch, mesh))
             done = step + 1
+            if history:
+                # At most two steps in flight: the device always has the next step
+                # queued, and host memory holds two steps' batches, not `log_every`.
+                # Unbounded async dispatch also deadlocks XLA:CPU with several
+                # devices in one process: once a device's queue of pending
+                # executions is full, its launches wait while holding the worker
+                # threads the other devices need to finish the collectives.
+                jax.block_until_ready(history[-1][1])
             history.append((done, metrics))
             stop = _should_stop(preemption, ckpt, done, total)
             if done % log_every == 0 or done == total or stop:
