@@ -1,0 +1,128 @@
+r"""The README's result tables, generated from the studies' results files.
+
+  python studies/tables.py [--readme README.md]
+
+A study is a directory `studies/{study}/` whose parts `{part}/results.json` are
+written by `aloe.study`. For each study this prints one Markdown table of every
+finished run of every part (mean ± sample standard deviation over finished
+seeds), with the part's answer prior where it has one, per CLEVRER question type
+(descriptive; explanatory, predictive and counterfactual per option and per
+question). With `--readme` it also replaces the text between the
+`<!-- table:{study}:begin -->` and `<!-- table:{study}:end -->` lines of that
+file for every study the file marks, so the README never holds a hand-typed
+result.
+"""
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Parts in reading order; a study's parts not named here follow in sorted order.
+PART_ORDER = ("fraction_1.0", "fraction_0.5", "pixels", "table1_fraction_1.0",
+              "table1_fraction_0.5", "slots", "masking", "counterfactual")
+COLUMNS = (("descriptive", "descriptive"),
+           ("explanatory_per_option", "explanatory / option"),
+           ("explanatory_per_question", "explanatory / question"),
+           ("predictive_per_option", "predictive / option"),
+           ("predictive_per_question", "predictive / question"),
+           ("counterfactual_per_option", "counterfactual / option"),
+           ("counterfactual_per_question", "counterfactual / question"))
+PRIOR = "answer prior"
+
+
+def markers(study: str) -> tuple[str, str]:
+    """The README lines that enclose `study`'s table."""
+    return f"<!-- table:{study}:begin -->", f"<!-- table:{study}:end -->"
+
+
+def _cell(metric: Optional[dict[str, Any]]) -> str:
+    if metric is None:
+        return "–"
+    if metric.get("std") is None:
+        return f"{metric['mean']:.3f}"
+    return f"{metric['mean']:.3f} ± {metric['std']:.3f}"
+
+
+def _parts(directory: str) -> list[str]:
+    names = [n for n in os.listdir(directory)
+             if os.path.isfile(os.path.join(directory, n, "results.json"))]
+    rank = {name: i for i, name in enumerate(PART_ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def table(study: str, root: str = HERE) -> str:
+    """The Markdown table of `root/study`'s finished runs, each part's prior after its runs."""
+    directory = os.path.join(root, study)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{directory}: no such study directory.")
+    lines = ["| part | run | seeds | " + " | ".join(title for _, title in COLUMNS) + " |",
+             "|---|---|---|" + "---|" * len(COLUMNS)]
+    for part in _parts(directory):
+        path = os.path.join(directory, part, "results.json")
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+        try:
+            rows = summary["runs"]
+            for row in sorted(rows, key=lambda r: r["name"] == PRIOR):
+                if row["name"] == PRIOR:
+                    seeds = "–"
+                elif row["finished_seeds"]:
+                    seeds = f"{len(row['finished_seeds'])}/{len(row['seeds'])}"
+                else:
+                    continue
+                lines.append(f"| {part} | {row['name']} | {seeds} | " + " | ".join(
+                    _cell(row["metrics"].get(key)) for key, _ in COLUMNS) + " |")
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{path}: field {err} is missing or malformed "
+                             "(expected aloe.study's results.json).") from None
+    return "\n".join(lines) + "\n"
+
+
+def replace_between_markers(path: str, study: str, content: str) -> None:
+    """Replaces the lines between `study`'s markers in `path` with `content`."""
+    begin, end = markers(study)
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ValueError(f"{path}: needs exactly one {begin} line followed by one {end} line.")
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{head}{begin}\n{content}{end}{tail}")
+
+
+def studies_marked(path: str) -> list[str]:
+    """The studies whose begin marker `path` holds, in file order."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    prefix, suffix = "<!-- table:", ":begin -->"
+    found = []
+    for line in text.splitlines():
+        if line.startswith(prefix) and line.endswith(suffix):
+            found.append(line[len(prefix):-len(suffix)])
+    return found
+
+
+def main(argv: Optional[Sequence[str]] = None, root: str = HERE) -> dict[str, str]:
+    """Command line (see the module docstring); returns the tables by study."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", default="", help="file whose marked sections to replace")
+    args = parser.parse_args(argv)
+    if args.readme:
+        names = studies_marked(args.readme)
+    else:
+        names = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n))
+                       and _parts(os.path.join(root, n)))
+    tables = {name: table(name, root) for name in names}
+    for name, content in tables.items():
+        print(f"{name}:\n{content}")
+        if args.readme:
+            replace_between_markers(args.readme, name, content)
+    return tables
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
