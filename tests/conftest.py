@@ -15,13 +15,17 @@ os.environ["XLA_FLAGS"] = (
     " --xla_cpu_collective_call_warn_stuck_timeout_seconds=300"
 ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# One compilation cache for the whole session, subprocesses included: many tests
-# compile the same programs (the same tiny configs, trained and evaluated from
-# Python and from the command line), and compiling is most of their time. A new
-# directory each session, so no result depends on an earlier run.
-_CACHE = tempfile.mkdtemp(prefix="aloe-test-jax-cache-")
-atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
-os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+# One directory for the whole test session, shared by pytest-xdist's workers (they
+# inherit this environment from the process that loads this file first) and by
+# every subprocess: it holds one JAX compilation cache (many tests compile the same
+# programs, from Python and from the command line, and compiling is most of their
+# time) and the runs that tests share across workers. A new directory each session,
+# so no result depends on an earlier run; the process that made it removes it.
+if "ALOE_TEST_SESSION_DIR" not in os.environ:
+    os.environ["ALOE_TEST_SESSION_DIR"] = tempfile.mkdtemp(prefix="aloe-test-session-")
+    atexit.register(shutil.rmtree, os.environ["ALOE_TEST_SESSION_DIR"], ignore_errors=True)
+SESSION_DIR = os.environ["ALOE_TEST_SESSION_DIR"]
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(SESSION_DIR, "jax-cache")
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
@@ -41,9 +45,26 @@ def clevrer_samples_dir() -> pathlib.Path:
     return path
 
 
+def _has_slow_test(module_items: list[pytest.Item]) -> bool:
+    return any(item.get_closest_marker("slow") for item in module_items)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a `slow` test run first (otherwise in collection order): with
+    pytest-xdist's `--dist loadfile` each module runs on one worker, and starting the
+    long ones first keeps the workers' loads even at the end."""
+    by_module: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
+    modules = sorted(by_module.values(), key=lambda m: not _has_slow_test(m))
+    items[:] = [item for module in modules for item in module]
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Lets test modules start long runs early: each selected test's module may
-    define `start_early(item)`, called once per selected test after collection."""
+    define `start_early(item)`, called once per selected test after collection (in
+    every xdist worker: a run shared across workers starts once, see
+    `shared_run.py`)."""
     if session.config.option.collectonly:
         return
     for item in session.items:

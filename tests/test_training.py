@@ -4,12 +4,9 @@ import atexit
 import collections
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 import jax
@@ -23,6 +20,8 @@ from aloe import tasks
 from aloe import train
 from aloe.synthetic import toy_latents
 from configs import test as test_config
+
+import shared_run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -174,11 +173,10 @@ LEARN_FLAGS = [
 ONE_DEVICE = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
 
 
-def _learning_run():
-    """Writes the scenes, trains (killed at step 500, then resumed) and returns
-    `(root, workdir, args, steps_saved_when_killed, resumed_process, results)`."""
-    base = tempfile.mkdtemp(prefix="aloe-learning-run-")
-    atexit.register(shutil.rmtree, base, ignore_errors=True)
+def _learning_run(base: str) -> dict:
+    """Writes the scenes into `base`, trains (killed at step 500, then resumed) and
+    returns what the tests check: the paths, the command, the steps saved when the
+    run was killed, the resumed run's stderr and the held-out metrics."""
     root, workdir = os.path.join(base, "toy_learn"), os.path.join(base, "learn")
     toy_latents.write_toy_dataset(root, num_train=600, num_valid=60, seed=2)
     args = [sys.executable, "-m", "aloe.main", f"--workdir={workdir}", *LEARN_FLAGS,
@@ -200,52 +198,29 @@ def _learning_run():
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     with open(os.path.join(workdir, f"eval_valid_{LEARN_STEPS}.json")) as f:
         results = json.load(f)
-    return root, workdir, args, killed_at, resumed, results
+    return {"root": root, "workdir": workdir, "args": args, "killed_at": killed_at,
+            "resumed_stderr": resumed.stderr, "results": results}
 
 
-class _Background(threading.Thread):
-    """Runs `fn` on a thread; `result()` waits and returns its value or raises its error."""
-
-    def __init__(self, fn):
-        super().__init__(daemon=True)
-        self._fn, self._value, self._error = fn, None, None
-
-    def run(self):
-        try:
-            self._value = self._fn()
-        except BaseException as e:  # pylint: disable=broad-except
-            self._error = e
-
-    def result(self):
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-_RUNS: dict[str, _Background] = {}
+LEARNING_RUN = shared_run.SharedRun("learning", _learning_run)
 
 
 def start_early(item):
     """Called by conftest.py once tests are collected: the learning run (one CPU
-    device, mostly matrix work) starts then, so it trains while the tests before it,
-    mostly compiling on one core, run."""
-    if "learned" in getattr(item, "fixturenames", ()) and "learned" not in _RUNS:
-        _RUNS["learned"] = _Background(_learning_run)
-        _RUNS["learned"].start()
+    device, mostly matrix work) starts then, so it trains while other tests, mostly
+    compiling on one core, run."""
+    if "learned" in getattr(item, "fixturenames", ()):
+        LEARNING_RUN.start()
 
 
 @pytest.fixture(scope="module")
 def learned():
-    if "learned" not in _RUNS:   # Not started early (e.g. another test runner).
-        _RUNS["learned"] = _Background(_learning_run)
-        _RUNS["learned"].start()
-    return _RUNS["learned"].result()
+    return LEARNING_RUN.result()
 
 
 @pytest.mark.slow
 def test_descriptive_beats_question_only_baseline_on_held_out_scenes(learned):
-    root, *_, results = learned
+    root, results = learned["root"], learned["results"]
     baseline = _question_only_baseline(root)
     assert results["descriptive"] > baseline + 0.15, (baseline, results)
 
@@ -263,7 +238,7 @@ def _constant_choice_baseline(root, question_type=None):
 
 @pytest.mark.slow
 def test_multiple_choice_beats_constant_baseline_on_held_out_scenes(learned):
-    root, *_, results = learned
+    root, results = learned["root"], learned["results"]
     baseline = _constant_choice_baseline(root)
     assert results["multiple_choice_per_option"] > baseline + 0.1, (baseline, results)
     # The attribute family ("which is metal?") is the one learned best (motion is the
@@ -274,9 +249,10 @@ def test_multiple_choice_beats_constant_baseline_on_held_out_scenes(learned):
 
 @pytest.mark.slow
 def test_command_line_train_killed_then_resumed_then_eval(learned):
-    _, workdir, args, killed_at, resumed, results = learned
+    workdir, args, killed_at = learned["workdir"], learned["args"], learned["killed_at"]
     assert killed_at and max(killed_at) < LEARN_STEPS, killed_at
-    assert f"Restored checkpoint {max(killed_at)}" in resumed.stderr
+    assert f"Restored checkpoint {max(killed_at)}" in learned["resumed_stderr"]
+    results = learned["results"]
     assert results["descriptive"] >= 0 and "counterfactual_per_question" in results
     evaluated = subprocess.run(args + ["--mode=eval", "--config.eval.split=valid"],
                                cwd=REPO, env=ONE_DEVICE, capture_output=True, text=True,
