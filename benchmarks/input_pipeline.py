@@ -7,20 +7,18 @@ first `--max_videos_per_split` videos of each split are built), and times:
 
 - build: videos/s through decode (PyAV) + area resize to 64x64 + PNG + TFRecord;
 - `pipeline.video_batches` (training) at the paper's shapes: CLEVRER 16 x 25
-  frames, CATER 8 x 80 frames, float32 64x64x3;
-- `pipeline.monet_frames`: batches of 64 single frames.
+  frames, CATER 8 x 80 frames, float32 64x64x3.
 
 Each pipeline's batches/s are printed next to the rate its consumer takes them:
 the ALOE train step (`--aloe_steps_per_sec`, default 0.158 = 1 / 6.34 s, the
 paper-size CLEVRER step measured by `benchmarks/train_step.py`, see
 BUILD_NOTES.md; the CATER model's step is not measured, the same figure is
-used) and the MONet step (`--monet_steps_per_sec`, unknown by default: that row
-shows no ratio). The last line, `ratio_pipeline_to_step=<number>`, is the
+used). MONet trains from a frame store, read by index (`aloe.tasks.monet`), not
+through tf.data. The last line, `ratio_pipeline_to_step=<number>`, is the
 smallest ratio of pipeline batches/s to consumer steps/s: above 1 the input
 pipeline keeps up with training.
 
     python benchmarks/input_pipeline.py                  # about 1-2 minutes on 2 cores
-    python benchmarks/input_pipeline.py --monet_steps_per_sec 2.5
     python benchmarks/input_pipeline.py --clevrer_dir $CLEVRER --cater_dir $CATER
 
 Pipelines read from one process (process 0 of 1) with TFDS's default reading
@@ -58,7 +56,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0,
                         help="time spent timing each pipeline (after 2 warm-up batches)")
     parser.add_argument("--aloe_steps_per_sec", type=float, default=MEASURED_ALOE_STEPS_PER_SEC)
-    parser.add_argument("--monet_steps_per_sec", type=float, default=None)
     parser.add_argument("--work_dir", help="keep generated data and datasets here")
     return parser.parse_args()
 
@@ -150,9 +147,6 @@ def main() -> None:
         "cater video 8x80": (pipeline.video_batches(
             cater_builder, "train", num_frames=80, global_batch_size=8, training=True,
             seed=0, **process), args.aloe_steps_per_sec),
-        "monet frames 64": (pipeline.monet_frames(
-            clevrer_builder, "train", global_batch_size=64, seed=0, **process),
-            args.monet_steps_per_sec),
     }
     print(f"build: clevrer {build_rates['clevrer']:.2f} videos/s "
           f"(480x320 mp4, 128 frames), cater {build_rates['cater']:.2f} videos/s "
@@ -160,13 +154,9 @@ def main() -> None:
     ratios = []
     for name, (batches, consumer_rate) in pipelines.items():
         rate = _batches_per_second(batches, args.seconds)
-        line = f"{name}: {rate:.2f} batches/s"
-        if consumer_rate:
-            ratios.append(rate / consumer_rate)
-            line += f", consumer {consumer_rate:.3f} steps/s, ratio {ratios[-1]:.1f}"
-        else:
-            line += ", consumer steps/s unknown (set --monet_steps_per_sec)"
-        print(line)
+        ratios.append(rate / consumer_rate)
+        print(f"{name}: {rate:.2f} batches/s, consumer {consumer_rate:.3f} steps/s, "
+              f"ratio {ratios[-1]:.1f}")
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
     print(f"ratio_pipeline_to_step={min(ratios):.2f}")

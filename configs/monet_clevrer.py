@@ -26,10 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.dataset = "clevrer"  # tfds name ("clevrer", "cater/all_actions", ...).
     config.data.data_dir = ""        # tfds data directory the dataset was built in; required.
     config.data.train_split = "train"
-    config.data.frames_per_video = 16  # Frames taken per video visit before reshuffling.
     config.data.masks_dir = ""       # Generator instance masks ({root}/masks) for the ARI.
-    config.data.frames_root = ""     # A frame store (aloe.data.frame_store): batches by step,
-                                     # resume without re-reading; empty: the tfds stream.
+    config.data.frames_root = ""     # The training frame store (aloe.data.frame_store); empty:
+                                     # {data_dir}/frame_store/{dataset}, written on first use.
 
     config.model = ml_collections.ConfigDict()
     config.model.num_slots = 8       # K; slot 0 is the background.

@@ -28,7 +28,7 @@ def test_generate_build_pretrain_extract_train_evaluate(tmp_path):
 
     monet = monet_cater.get_config()
     monet.update_from_flattened_dict({
-        "data.data_dir": os.fspath(data_dir), "data.frames_per_video": 4,
+        "data.data_dir": os.fspath(data_dir),
         "model.num_slots": 4, "model.latent_dim": 6, "model.unet_channels": (4, 4, 4, 4, 4),
         "model.unet_mlp_hidden": (16,), "model.encoder_channels": (4, 4, 4, 4),
         "model.encoder_hidden": 16, "model.decoder_channels": (4,), "train.steps": 2,

@@ -237,7 +237,6 @@ def get_config():
     config.model.encoder_channels = (8, 8, 8, 8)
     config.model.encoder_hidden = 32
     config.model.decoder_channels = (8, 8)
-    config.data.frames_per_video = 4
     config.train.steps = 2
     config.train.batch_size = 8
     config.train.checkpoint_every = 2

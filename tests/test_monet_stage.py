@@ -43,7 +43,6 @@ def make_config(root, data_dir, **overrides):
     config = monet_clevrer.get_config()
     config.data.data_dir = os.fspath(data_dir)
     config.data.masks_dir = os.fspath(pathlib.Path(root) / "masks")
-    config.data.frames_per_video = 4
     config.model.num_slots = 4
     config.model.latent_dim = 8
     config.model.unet_channels = (8, 8, 8, 8, 8)
@@ -66,14 +65,24 @@ def make_config(root, data_dir, **overrides):
     return config
 
 
-def test_frames_replay_by_step(data):
-    task = tasks.build(make_config(*data))
+def test_frames_come_by_step_from_the_default_frame_store(data):
+    root, data_dir = data
+    task = tasks.build(make_config(root, data_dir))
     in_order = [task.train_batch(s)["image"] for s in range(3)]
     assert in_order[0].shape == (8, 64, 64, 3) and in_order[0].dtype == np.float32
     assert 0.0 <= in_order[0].min() and in_order[0].max() <= 1.0
     assert not np.array_equal(in_order[0], in_order[1])
-    fresh = tasks.build(make_config(*data))
+    # Written on first use, every training video, at the model's image size.
+    store = pathlib.Path(data_dir) / "frame_store" / "clevrer" / "train"
+    assert task.frames_root() == os.fspath(store.parent)
+    written = sorted(store.iterdir())
+    assert len(written) == tfds.builder("clevrer", data_dir=data_dir).info.splits[
+        "train"].num_examples
+    # A fresh task (a resumed run) gets the same batch of step 2 without rewriting the store.
+    mtimes = [path.stat().st_mtime_ns for path in written]
+    fresh = tasks.build(make_config(root, data_dir))
     np.testing.assert_array_equal(fresh.train_batch(2)["image"], in_order[2])
+    assert [path.stat().st_mtime_ns for path in sorted(store.iterdir())] == mtimes
 
 
 @pytest.mark.slow

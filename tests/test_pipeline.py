@@ -1,6 +1,5 @@
 """The tf.data frame pipelines, on a `cater` dataset built from mini-CATER files."""
 
-import hashlib
 import itertools
 import os
 
@@ -152,27 +151,6 @@ def test_extraction_gives_every_frame_in_order(cater_root, builder, videos):
         np.testing.assert_array_equal(_as_uint8(example["video"]), videos["validation"][name])
         seen[name] = int(example["label"])
     assert seen == labels
-
-
-def test_monet_frames_are_single_frames_mixed_across_videos(builder, videos):
-    frame_to_video = {hashlib.sha1(frame.tobytes()).hexdigest(): name
-                      for name, video in videos["train"].items() for frame in video}
-
-    def run():
-        return list(itertools.islice(pipeline.monet_frames(
-            builder, "train", global_batch_size=8, seed=2, frames_per_video=4,
-            video_shuffle_buffer=4, frame_shuffle_buffer=64, process_index=0,
-            process_count=1), 4))
-    batches = run()
-    sources = []
-    for batch in batches:
-        assert batch["image"].shape == (8, 64, 64, 3)
-        sources.append([frame_to_video[hashlib.sha1(image.tobytes()).hexdigest()]
-                        for image in _as_uint8(batch["image"])])
-    assert all(len(set(batch_sources)) >= 2 for batch_sources in sources)
-    assert len({s for batch_sources in sources for s in batch_sources}) == len(videos["train"])
-    for a, b in zip(batches, run()):
-        np.testing.assert_array_equal(a["image"], b["image"])
 
 
 def test_global_batch_must_split_evenly_over_processes(builder):

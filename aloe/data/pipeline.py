@@ -6,8 +6,6 @@ Every pipeline reads a prepared TFDS builder (`aloe.data.clevrer.Clevrer`,
 NumPy through `tfds.as_numpy`. Frames are float32 in [0, 1]. The pipelines
 know nothing of any model.
 
-  * `monet_frames`: single frames shuffled across videos, repeated forever:
-    `image` `[B, H, W, 3]`.
   * `extraction_videos`: every frame of every video of a split, in the stored
     order, one video at a time: `video` `[T, H, W, 3]` plus the video's ids.
   * `video_batches`: `num_frames` frames per video (25 for CLEVRER, 80 for
@@ -183,50 +181,6 @@ def _draw_indices(num_frames: int | None, training: bool, seed: int, process_ind
         return tf.ensure_shape(out, [num_frames])
 
     return indices
-
-
-def monet_frames(builder: tfds.core.DatasetBuilder, split: str, *, global_batch_size: int,
-                 seed: int, frames_per_video: int | None = 16, video_shuffle_buffer: int = 64,
-                 frame_shuffle_buffer: int = 4096, process_index: int | None = None,
-                 process_count: int | None = None) -> Iterable[dict[str, np.ndarray]]:
-    """Single frames for MONet training, shuffled across videos, repeated forever.
-
-    Each visit of a video contributes `frames_per_video` distinct frames drawn
-    afresh (all its frames when None); frames of many videos are mixed in a
-    shuffle buffer of `frame_shuffle_buffer` encoded frames.
-
-    Args:
-      builder: a prepared video dataset builder.
-      split: e.g. "train".
-      global_batch_size: frames per step over all processes.
-      seed: the stream's seed.
-      frames_per_video: frames taken per video visit (None: all).
-      video_shuffle_buffer, frame_shuffle_buffer: shuffle buffer sizes.
-      process_index, process_count: this process (default: JAX's).
-
-    Returns:
-      An endless iterable of `{"image": float32 [B, H, W, 3]}`, B the
-      per-process batch.
-    """
-    index, count = _process(process_index, process_count)
-    batch = _per_process_batch(global_batch_size, count)
-    height, width = _frame_size(builder)
-    ds = encoded_videos(builder, split, process_index=index, process_count=count,
-                        shuffle_files=True, seed=seed, keys=())
-    ds = ds.shuffle(video_shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    draw = _draw_indices(frames_per_video, True, seed, index)
-
-    def pick(position: tf.Tensor, example: dict[str, tf.Tensor]) -> tf.Tensor:
-        """The encoded frames one video visit contributes."""
-        video = example["video"]
-        return tf.gather(video, draw(position, tf.size(video)))
-
-    ds = ds.enumerate().map(pick, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    ds = ds.shuffle(frame_shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
-    ds = ds.batch(batch, drop_remainder=True)
-    ds = ds.map(lambda pngs: {"image": _decode_frames(pngs, height, width)},
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return tfds.as_numpy(ds.prefetch(tf.data.AUTOTUNE))
 
 
 def extraction_videos(builder: tfds.core.DatasetBuilder, split: str, *,

@@ -1,17 +1,14 @@
 """MONet pretraining on single video frames (the first of ALOE's two stages).
 
-Training frames come from one of two sources:
-
-- `data.frames_root` set: a frame store of the dataset (`aloe.data.frame_store`,
-  uint8 `[frames, 64, 64, 3]` per video). Each step's batch is a pure function
-  of (seed, step, process), `train.batch_size` (video, frame) pairs drawn
-  uniformly, as the latent pipelines draw theirs, and only its own frames are
-  read (memory-mapped), so a resumed run reads nothing of the steps it skips.
-- otherwise: the prepared tfds dataset (`aloe.data.clevrer` or
-  `aloe.data.cater`) through `aloe.data.pipeline.monet_frames`, single frames
-  shuffled across videos. That stream is deterministic for a seed, so
-  `train_batch(step)` replays exactly, but a resumed run (or any out-of-order
-  request) rebuilds the stream and reads the first `step` batches again.
+Training frames come from a frame store of the dataset (`aloe.data.frame_store`,
+uint8 `[frames, 64, 64, 3]` per video): `data.frames_root`, or, when that is
+empty, `{data.data_dir}/frame_store/{dataset}` (`/` in the dataset's name becomes
+`-`), which the first run writes from the prepared tfds dataset (`aloe.data.clevrer`
+or `aloe.data.cater`; each process its share of the training videos, then all wait
+for each other). Each step's batch is a pure function of (seed, step, process):
+`train.batch_size` (video, frame) pairs drawn uniformly, as the latent pipelines
+draw theirs, and only its own frames are read (memory-mapped), so a resumed run
+reads nothing of the steps it skips, however far into training it stops.
 
 Splits are named as in the latent stores ALOE reads: `train`, `valid`, `test`;
 `valid` reads the tfds split `validation` (which is also accepted), so MONet's
@@ -37,11 +34,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
+from jax.experimental import multihost_utils
 
 from aloe import segmentation
 from aloe.data import cater as cater_data  # pylint: disable=unused-import (registers 'cater')
 from aloe.data import clevrer as clevrer_data  # pylint: disable=unused-import (registers)
 from aloe.data import cater_latents
+from aloe.data import frame_store as frame_store_lib
 from aloe.data import latents as latents_lib
 from aloe.data import pipeline
 from aloe.data import sampling
@@ -105,8 +105,6 @@ class MonetTask:
             lambda params, images: self.model.apply({"params": params}, images,
                                                     deterministic=True))
         self._builder: tfds.core.DatasetBuilder | None = None
-        self._stream: Iterator[dict[str, np.ndarray]] | None = None
-        self._next_step = -1
         self._frame_store: tuple[latents_lib.LatentStore, list] | None = None
 
     @property
@@ -123,55 +121,11 @@ class MonetTask:
                                deterministic=True)["params"]
 
     def train_batch(self, step: int) -> dict[str, np.ndarray]:
-        """This process's frames `{'image': [B, H, W, 3]}` of step `step`.
+        """This process's frames `{'image': float32 [B, S, S, 3]}` of step `step`.
 
-        With `data.frames_root` (a frame store) the batch is a pure function of
-        (seed, step, process) and reads only its own frames (`indexed_batch`);
-        else it comes from the tfds stream, replayed up to `step` when asked out
-        of order.
-        """
-        if self.config.data.get("frames_root"):
-            return self.indexed_batch(step)
-        if step != self._next_step:
-            stream = pipeline.monet_frames(
-                self.builder, self.config.data.train_split,
-                global_batch_size=self.config.train.batch_size, seed=self.config.seed,
-                frames_per_video=self.config.data.frames_per_video,
-                process_index=self.process_index, process_count=self.process_count)
-            self._stream = itertools.islice(iter(stream), step, None)
-        self._next_step = step + 1
-        return {"image": next(self._stream)["image"]}
-
-    def frame_store(self) -> tuple[latents_lib.LatentStore, list]:
-        """The training split of the frame store at `data.frames_root`, and its videos.
-
-        Opened on first use; every video's header is checked: uint8
-        `[frames, S, S, 3]`, S the model's image size, the same for all.
-        """
-        if self._frame_store is None:
-            d = self.config.data
-            kind = (cater_latents.CaterLatentStore if d.dataset.startswith("cater")
-                    else latents_lib.LatentStore)
-            store = kind(d.frames_root, d.train_split, dtype=np.uint8)
-            videos = store.scenes()
-            if not videos:
-                raise FileNotFoundError(f"config.data.frames_root: {store.directory} holds no "
-                                        f"videos; write it with `python -m aloe.data.frame_store`.")
-            shape = store.check_headers(videos)
-            size = self.config.model.image_size
-            if len(shape) != 4 or shape[1:] != (size, size, 3):
-                raise ValueError(f"config.data.frames_root: the frames in {store.directory} are "
-                                 f"{shape}, not [frames, {size}, {size}, 3] (model.image_size).")
-            self._frame_store = (kind(d.frames_root, d.train_split, shape, dtype=np.uint8),
-                                 videos)
-        return self._frame_store
-
-    def indexed_batch(self, step: int) -> dict[str, np.ndarray]:
-        """`{'image': float32 [B, S, S, 3]}`: this process's rows of step `step`'s frames.
-
-        The global batch is `train.batch_size` (video, frame) pairs drawn
-        uniformly with `default_rng([seed, step])`, as the latent pipelines draw
-        theirs; only this process's rows are read.
+        The global batch is `train.batch_size` (video, frame) pairs of the frame
+        store's training split drawn uniformly with `default_rng([seed, step])`, as
+        the latent pipelines draw theirs; only this process's rows are read.
         """
         store, videos = self.frame_store()
         size = self.config.train.batch_size
@@ -182,6 +136,62 @@ class MonetTask:
             size, "train.batch_size")
         picked = store.gather_frames([videos[r] for r in rows[local]], frames[local, None])
         return {"image": picked[:, 0].astype(np.float32) / 255.0}
+
+    def frames_root(self) -> str:
+        """The frame store training reads: `data.frames_root`, or the default one."""
+        d = self.config.data
+        return d.frames_root or os.path.join(d.data_dir, "frame_store",
+                                             d.dataset.replace("/", "-"))
+
+    def _store_kind(self) -> type[latents_lib.LatentStore]:
+        return (cater_latents.CaterLatentStore if self.config.data.dataset.startswith("cater")
+                else latents_lib.LatentStore)
+
+    def _write_default_frame_store(self, root: str) -> None:
+        """Writes the training split's frames to `root` unless all are there."""
+        d = self.config.data
+        split = tfds_split(d.train_split)
+        if split not in self.builder.info.splits:
+            raise ValueError(f"config.data.train_split: tfds dataset {d.dataset!r} in "
+                             f"{d.data_dir} has no split {split!r}; it has "
+                             f"{sorted(self.builder.info.splits)}.")
+        expected = self.builder.info.splits[split].num_examples
+        if len(self._store_kind()(root, d.train_split, dtype=np.uint8).scenes()) < expected:
+            logging.info("Writing the frames of %d %s videos to the frame store %s (once).",
+                         expected, split, root)
+            frame_store_lib.write_frame_store(
+                d.data_dir, d.dataset, root, f"{split}:{d.train_split}",
+                frame_size=self.config.model.image_size, process_index=self.process_index,
+                process_count=self.process_count, progress=self.process_index == 0)
+        if self.process_count > 1:   # Every process reads every process's videos.
+            multihost_utils.sync_global_devices("monet frame store written")
+
+    def frame_store(self) -> tuple[latents_lib.LatentStore, list]:
+        """The training split of the frame store, and its videos.
+
+        Opened (and, for the default store, written) on first use; every video's
+        header is checked: uint8 `[frames, S, S, 3]`, S the model's image size, the
+        same for all.
+        """
+        if self._frame_store is None:
+            d = self.config.data
+            root, kind = self.frames_root(), self._store_kind()
+            field = "config.data.frames_root" if d.frames_root else (
+                f"the default frame store {root} (config.data.frames_root empty)")
+            if not d.frames_root:
+                self._write_default_frame_store(root)
+            store = kind(root, d.train_split, dtype=np.uint8)
+            videos = store.scenes()
+            if not videos:
+                raise FileNotFoundError(f"{field}: {store.directory} holds no videos; write "
+                                        f"it with `python -m aloe.data.frame_store`.")
+            shape = store.check_headers(videos)
+            size = self.config.model.image_size
+            if len(shape) != 4 or shape[1:] != (size, size, 3):
+                raise ValueError(f"{field}: the frames in {store.directory} are {shape}, not "
+                                 f"[frames, {size}, {size}, 3] (model.image_size).")
+            self._frame_store = (kind(root, d.train_split, shape, dtype=np.uint8), videos)
+        return self._frame_store
 
     def loss(self, params: PyTree, batch: dict[str, Any],
              rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
