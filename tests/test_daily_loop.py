@@ -158,7 +158,8 @@ def test_local_launcher_runs_two_processes_with_the_project_python(toy_root, tmp
 def test_evaluating_a_missing_step_says_so_without_a_traceback(toy_root, tmp_path):
     workdir = str(tmp_path / "run")
     train.train(make_config(toy_root, **{"train.steps": 2, "train.checkpoint_every": 2}), workdir)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": os.environ["ALOE_TEST_XLA_COMPILE_FLAGS"]}
     done = subprocess.run(
         [sys.executable, "-m", "aloe.main", f"--config={REPO}/configs/test.py",
          f"--workdir={workdir}", f"--config.data.root={toy_root}", "--mode=eval", "--step=45"],
