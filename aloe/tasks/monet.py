@@ -159,10 +159,14 @@ class MonetTask:
         if len(self._store_kind()(root, d.train_split, dtype=np.uint8).scenes()) < expected:
             logging.info("Writing the frames of %d %s videos to the frame store %s (once).",
                          expected, split, root)
-            frame_store_lib.write_frame_store(
-                d.data_dir, d.dataset, root, f"{split}:{d.train_split}",
-                frame_size=self.config.model.image_size, process_index=self.process_index,
-                process_count=self.process_count, progress=self.process_index == 0)
+            try:
+                frame_store_lib.write_frame_store(
+                    d.data_dir, d.dataset, root, f"{split}:{d.train_split}",
+                    frame_size=self.config.model.image_size, process_index=self.process_index,
+                    process_count=self.process_count, progress=self.process_index == 0)
+            except OSError as err:
+                raise OSError(f"Cannot write the default frame store {root} ({err}); set "
+                              f"config.data.frames_root to a writable folder.") from err
         if self.process_count > 1:   # Every process reads every process's videos.
             multihost_utils.sync_global_devices("monet frame store written")
 
