@@ -11,7 +11,6 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from aloe import checkpointing
 from aloe import evaluate
 from aloe import extract
 from aloe import parallel
@@ -21,7 +20,7 @@ from aloe.data import clevrer
 from aloe.data import latents as latents_lib
 from aloe.data import vocab as vocab_lib
 from aloe.synthetic import clevrer as clevrer_gen
-from configs import monet_clevrer
+from configs import monet_test
 from configs import test as test_config
 
 NUM_VIDEOS = 5  # Train scenes 0-2, validation 3, test 4.
@@ -40,27 +39,11 @@ def data(tmp_path_factory):
 
 
 def make_config(root, data_dir, **overrides):
-    config = monet_clevrer.get_config()
+    config = monet_test.get_config()
     config.data.data_dir = os.fspath(data_dir)
     config.data.masks_dir = os.fspath(pathlib.Path(root) / "masks")
-    config.model.num_slots = 4
-    config.model.latent_dim = 8
-    config.model.unet_channels = (8, 8, 8, 8, 8)
-    config.model.unet_mlp_hidden = (32,)
-    config.model.encoder_channels = (8, 8, 8, 8)
-    config.model.encoder_hidden = 32
-    config.model.decoder_channels = (8, 8)
-    config.optimizer.learning_rate = 1e-3
-    config.train.steps = 4
-    config.train.batch_size = 8
-    config.train.log_every = 2
-    config.train.checkpoint_every = 2
-    config.eval.num_videos = 1
-    config.eval.frames_per_video = 4
-    config.eval.batch_size = 4
     config.extract.out = ""
     config.extract.questions_dir = os.fspath(pathlib.Path(root) / "questions")
-    config.extract.batch_size = 16
     config.update_from_flattened_dict(overrides)
     return config
 

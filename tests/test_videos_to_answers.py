@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from aloe.data import vocab as vocab_lib
+from configs import monet_test
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu",
@@ -23,28 +24,6 @@ ENV = {**os.environ, "JAX_PLATFORMS": "cpu",
 
 
 # 8: videos -> MONet -> extracted latents -> ALOE, with an answer training lacks.
-
-TINY_MONET = '''
-from configs import monet_clevrer
-
-
-def get_config():
-    config = monet_clevrer.get_config()
-    config.model.num_slots = 4
-    config.model.latent_dim = 8
-    config.model.unet_channels = (8, 8, 8, 8, 8)
-    config.model.unet_mlp_hidden = (32,)
-    config.model.encoder_channels = (8, 8, 8, 8)
-    config.model.encoder_hidden = 32
-    config.model.decoder_channels = (8, 8)
-    config.train.steps = 2
-    config.train.batch_size = 8
-    config.train.checkpoint_every = 2
-    config.eval.after_training = False
-    config.extract.batch_size = 16
-    return config
-'''
-
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
@@ -84,9 +63,8 @@ def test_extract_train_evaluate_with_an_answer_training_lacks(videos, tmp_path):
     scenes[0]["questions"].append(question)
     with open(questions / "validation.json", "w") as f:
         json.dump(scenes, f)
-    (tmp_path / "tiny_monet.py").write_text(TINY_MONET)
     monet, latents, aloe = (str(tmp_path / name) for name in ("monet", "latents", "aloe"))
-    config = str(tmp_path / "tiny_monet.py")
+    config = (f"--config={REPO}/configs/monet_test.py", "--config.eval.after_training=false")
 
     def run(*args):
         done = subprocess.run([sys.executable, "-m", "aloe.main", *args], cwd=REPO, env=ENV,
@@ -94,9 +72,9 @@ def test_extract_train_evaluate_with_an_answer_training_lacks(videos, tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
         return done
 
-    run(f"--config={config}", f"--workdir={monet}", f"--config.data.data_dir={data_dir}")
+    run(*config, f"--workdir={monet}", f"--config.data.data_dir={data_dir}")
     # Extraction reads the MONet workdir's config.json: only the output is named.
-    run(f"--config={config}", f"--workdir={monet}", "--mode=extract",
+    run(*config, f"--workdir={monet}", "--mode=extract",
         f"--config.extract.out={latents}", f"--config.extract.questions_dir={questions}")
     assert vocab_lib.Vocab.load(os.path.join(latents, "vocab.json")).answer_classes == (
         vocab_lib.release_vocab().answer_classes)
@@ -114,11 +92,10 @@ def test_extract_train_evaluate_with_an_answer_training_lacks(videos, tmp_path):
 # MONet pretraining resumes its frame stream by index.
 
 def tiny_monet_config(data_dir, frames_root, **overrides):
-    namespace = {}
-    exec(TINY_MONET, namespace)  # pylint: disable=exec-used (the test's own config text)
-    config = namespace["get_config"]()
+    config = monet_test.get_config()
     config.data.data_dir = os.fspath(data_dir)
     config.data.frames_root = os.fspath(frames_root)
+    config.eval.after_training = False
     config.update_from_flattened_dict(overrides)
     return config
 
