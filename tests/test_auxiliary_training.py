@@ -78,7 +78,7 @@ def test_auxiliary_loss_learns_to_predict_hidden_objects(toy_root, tmp_path):
         masks.m, deterministic=True, method=aloe_model.ALOE.predict_latents)
     error = float(losses.masked_latent_error(predicted, held_out["latents"], masks.tau))
     baseline = float(losses.mean_baseline_latent_error(held_out["latents"], masks.tau))
-    assert error < 0.3 * baseline, (error, baseline)
+    assert error < 0.5 * baseline, (error, baseline)  # Seeds 0-2: 0.17-0.25 of it.
 
 
 @pytest.mark.slow
@@ -100,7 +100,7 @@ def test_contrastive_loss_learns_to_pick_hidden_objects(toy_root, tmp_path):
         masks.m, deterministic=True, method=aloe_model.ALOE.predict_latents)
     loss = float(losses.auxiliary_contrastive(predicted, held_out["latents"], masks.tau))
     chance = np.log(np.prod(held_out["latents"].shape[1:3]))
-    assert loss < 0.8 * chance, (loss, chance)
+    assert loss < 0.8 * chance, (loss, chance)  # Seeds 0-2: 0.62-0.63 of it.
 
 
 def test_scheme_parameters_are_config_fields_settable_from_the_command_line():
