@@ -166,13 +166,12 @@ def _decode_frames(encoded: tf.Tensor, height: int, width: int) -> tf.Tensor:
     return tf.cast(frames, tf.float32) / 255.0
 
 
-def _draw_indices(num_frames: int | None, training: bool, seed: int, process_index: int):
+def _draw_indices(num_frames: int, training: bool, seed: int, process_index: int):
     """A tf function (position, total frames) -> int32 `[n]` calling `frame_indices`."""
 
     def draw(position: np.int64, total: np.int32) -> np.ndarray:
         """NumPy side: the indices of one example."""
-        count = int(total) if num_frames is None else num_frames
-        return frame_indices(int(total), count, training=training, seed=seed,
+        return frame_indices(int(total), num_frames, training=training, seed=seed,
                              process_index=process_index, position=int(position))
 
     def indices(position: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
