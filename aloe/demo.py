@@ -10,13 +10,19 @@ resumes where it stopped; MONet and ALOE training resume from checkpoints):
 3. pretrain MONet on single frames (`configs/monet_small.py`);
 4. extract the MONet latents of every frame into a latent store (`aloe.extract`);
 5. train ALOE with the auxiliary loss on the latents (`configs/clevrer.py`, demo sizes);
-6. evaluate on the validation split and print accuracy per question type next to
-   the answer-prior baselines (each type's most common training answer).
+6. write the ground-truth object states of the same videos (`aloe.data.object_states`);
+7. train the same ALOE on them (only the token width differs: 18 state dims, not 16);
+8. evaluate both on the validation split and print, per question type, the ALOE on
+   MONet latents, the ALOE on object states and the answer prior (each type's most
+   common training answer) side by side: what is lost in perception, and what the
+   reasoner does with perfect perception.
 
 Everything lives under `--workdir`: `mini_clevrer/`, `tfds/`, `monet/`,
-`latents/`, `aloe/`.
+`latents/`, `aloe/`, `object_states/`, `aloe_object_states/`; the table is
+written to `demo_results.json`.
 """
 
+import copy
 import json
 import os
 import time
@@ -24,6 +30,7 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+import ml_collections
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "Demo config.",
@@ -33,8 +40,15 @@ _LOG_LIBRARIES = flags.DEFINE_bool("log_libraries", False,
                                    "Also show the libraries' INFO lines (orbax, tfds, clu).")
 
 
+STAGES = 8
+METRICS = ("descriptive", "explanatory_per_option", "predictive_per_option",
+           "counterfactual_per_option", "explanatory_per_question", "predictive_per_question",
+           "counterfactual_per_question")
+ROWS = ("monet_latents", "object_states", "answer_prior")
+
+
 def _banner(number: int, title: str) -> float:
-    print(f"\n=== Stage {number}/6: {title} ===", flush=True)
+    print(f"\n=== Stage {number}/{STAGES}: {title} ===", flush=True)
     return time.time()
 
 
@@ -49,19 +63,44 @@ def answer_prior_baselines(questions_dir: str) -> dict[str, float]:
                                       os.path.join(questions_dir, "validation.json"))
 
 
-def run(config, workdir: str) -> dict:
-    """Runs (or resumes) every stage; returns the final evaluation metrics."""
+def object_states_config(aloe: ml_collections.ConfigDict,
+                         root: str) -> ml_collections.ConfigDict:
+    """`aloe` on the object-state store at `root`: only the token width differs."""
+    from aloe.data import object_states  # pylint: disable=g-import-not-at-top
+    states = copy.deepcopy(aloe)
+    states.data.root = root
+    states.model.latent_dim = object_states.CLEVRER_LAYOUT.dim
+    return states
+
+
+def results_table(rows: dict[str, dict[str, float]]) -> str:
+    """Validation accuracy per question type, one column per row of `ROWS`."""
+    widths = [max(len(name), 6) for name in ROWS]
+    lines = ["Accuracy on the validation split:",
+             f"  {'':>28}  " + "  ".join(f"{n:>{w}}" for n, w in zip(ROWS, widths))]
+    for metric in METRICS:
+        if any(metric in rows[name] for name in ROWS):
+            lines.append(f"  {metric:>28}  " + "  ".join(
+                f"{rows[name].get(metric, float('nan')):>{w}.3f}"
+                for name, w in zip(ROWS, widths)))
+    return "\n".join(lines)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict[str, float]]:
+    """Runs (or resumes) every stage; returns the evaluation rows (`ROWS`) by metric."""
     import jax  # pylint: disable=g-import-not-at-top
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     from aloe import evaluate  # pylint: disable=g-import-not-at-top
     from aloe import extract  # pylint: disable=g-import-not-at-top
     from aloe import train  # pylint: disable=g-import-not-at-top
     from aloe.data import clevrer  # pylint: disable=g-import-not-at-top
+    from aloe.data import object_states  # pylint: disable=g-import-not-at-top
     from aloe.data import vocab as vocab_lib  # pylint: disable=g-import-not-at-top
     from aloe.synthetic import clevrer as clevrer_gen  # pylint: disable=g-import-not-at-top
 
     paths = {name: os.path.join(workdir, name)
-             for name in ("mini_clevrer", "tfds", "monet", "latents", "aloe")}
+             for name in ("mini_clevrer", "tfds", "monet", "latents", "aloe", "object_states",
+                          "aloe_object_states")}
     g = config.generate
     start = _banner(1, f"generate mini-CLEVRER ({g.num_videos} videos at {g.width}x{g.height})")
     marker = os.path.join(paths["mini_clevrer"], "generated.json")
@@ -91,15 +130,15 @@ def run(config, workdir: str) -> dict:
     start = _banner(3, f"pretrain MONet ({monet.train.steps} steps of {monet.train.batch_size} "
                        f"frames)")
     state = train.train(monet, paths["monet"])
-    results = evaluate.evaluate(monet, paths["monet"], params=state.params,
-                                step=int(state.step), split="valid")
-    nan = float("nan")
-    _done(start, f"MONet: foreground ARI {results.get('fg_ari', nan):.3f} (one slot for "
-                 f"everything: {results.get('fg_ari_one_slot', nan):.3f}; difference "
-                 f"{results.get('fg_ari_gain', nan):.3f} ± "
-                 f"{results.get('fg_ari_gain_stderr', nan):.3f}, standard error over "
-                 f"videos); on the {results.get('multi_object_frames', 0)} frames with "
-                 f"several objects {results.get('fg_ari_multi_object', nan):.3f} (one slot: 0)")
+    monet_results = evaluate.evaluate(monet, paths["monet"], params=state.params,
+                                      step=int(state.step), split="valid")
+    r, nan = monet_results, float("nan")
+    _done(start, f"MONet: foreground ARI {r.get('fg_ari', nan):.3f} (one slot for "
+                 f"everything: {r.get('fg_ari_one_slot', nan):.3f}; difference "
+                 f"{r.get('fg_ari_gain', nan):.3f} ± {r.get('fg_ari_gain_stderr', nan):.3f}, "
+                 f"standard error over videos); on the {r.get('multi_object_frames', 0)} "
+                 f"frames with several objects {r.get('fg_ari_multi_object', nan):.3f} "
+                 "(one slot: 0)")
 
     start = _banner(4, "extract the latents of every frame")
     written = extract.extract(monet, paths["monet"])
@@ -112,22 +151,41 @@ def run(config, workdir: str) -> dict:
         vocab_lib.release_vocab().save(vocab_file)
     start = _banner(5, f"train ALOE with the auxiliary loss ({aloe.train.steps} steps)")
     state = train.train(aloe, paths["aloe"])
-    _done(start, "ALOE")
+    _done(start, "ALOE on MONet latents")
 
-    start = _banner(6, "evaluate on the validation split")
-    results = evaluate.evaluate(aloe, paths["aloe"], params=state.params, step=int(state.step))
-    baselines = answer_prior_baselines(monet.extract.questions_dir)
-    print("\nAccuracy on the validation split (answer-prior baseline in brackets):")
-    for name in ("descriptive", "explanatory_per_option", "predictive_per_option",
-                 "counterfactual_per_option", "explanatory_per_question",
-                 "predictive_per_question", "counterfactual_per_question"):
-        if name in results:
-            print(f"  {name:>28}: {results[name]:.3f}  ({baselines.get(name, float('nan')):.3f})")
-    with open(os.path.join(workdir, "demo_results.json"), "w", encoding="utf-8") as f:
-        json.dump({"results": results, "baselines": baselines}, f, indent=1, default=str)
-    _done(start, f"results in {os.path.join(workdir, 'demo_results.json')}")
+    start = _banner(6, "write the ground-truth object states of the same videos")
+    states = object_states_config(aloe, paths["object_states"])
+    if os.path.exists(os.path.join(paths["object_states"], object_states.METADATA_FILE)):
+        print("already written")
+    else:
+        written = object_states.write_clevrer(
+            os.path.join(paths["mini_clevrer"], "annotations"), monet.extract.questions_dir,
+            paths["object_states"], num_slots=states.data.num_slots)
+        print(f"object-state files written: {written}")
+    _done(start, "object states")
+
+    start = _banner(7, f"train the same ALOE on the object states ({states.train.steps} "
+                       "steps)")
+    states_state = train.train(states, paths["aloe_object_states"])
+    _done(start, "ALOE on object states")
+
+    start = _banner(8, "evaluate both on the validation split")
+    rows = {
+        "monet_latents": evaluate.evaluate(aloe, paths["aloe"], params=state.params,
+                                           step=int(state.step)),
+        "object_states": evaluate.evaluate(states, paths["aloe_object_states"],
+                                           params=states_state.params,
+                                           step=int(states_state.step)),
+        "answer_prior": answer_prior_baselines(monet.extract.questions_dir),
+    }
+    print("\n" + results_table(rows))
+    path = os.path.join(workdir, "demo_results.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump({"rows": rows, "monet": monet_results}, f, indent=1, default=str)
+    os.replace(path + ".tmp", path)
+    _done(start, f"results in {path}")
     del jax
-    return results
+    return rows
 
 
 def main(argv):
