@@ -35,9 +35,9 @@ import numpy as np
 
 from aloe.cater import grid
 from aloe.data import cater_latents
-from aloe.data import object_states
+from aloe.data import state_layout
 
-CATER_LAYOUT = object_states.Layout(
+CATER_LAYOUT = state_layout.Layout(
     continuous=(("position", 3, 1.0 / 3.0), ("velocity", 3, 3.0)),
     categorical=(("shape", ("cube", "sphere", "cylinder", "cone", "spl")),
                  ("size", ("small", "medium", "large")),
@@ -110,7 +110,7 @@ def cater_object_states(scene: Mapping[str, Any], *, num_slots: int = 10,
                                                  "velocity": velocities[t, j]}, static, where)
     hidden = contained(scene, frames, source)
     rng = rng if rng is not None else np.random.default_rng(0)
-    states = object_states.arrange_slots(encoded, ~hidden.T, num_slots, slot_order, noise,
+    states = state_layout.arrange_slots(encoded, ~hidden.T, num_slots, slot_order, noise,
                                          rng, source)
     return states, hidden
 
@@ -153,7 +153,7 @@ def write_cater(root: str, out: str, *, splits: Sequence[tuple[str, str]] = (
             lists = os.path.join(root, variant, "lists", "localize", f"{source_split}.txt")
             for stem, label in _list_entries(lists):
                 path = os.path.join(root, variant, "scenes", stem + ".json")
-                scene = object_states.read_json(path)
+                scene = state_layout.read_json(path)
                 number = int("".join(c for c in stem if c.isdigit()) or 0)
                 rng = np.random.default_rng([seed, list(VARIANT_CAMERAS).index(variant), number])
                 states, hidden = cater_object_states(scene, num_slots=num_slots,
@@ -169,7 +169,7 @@ def write_cater(root: str, out: str, *, splits: Sequence[tuple[str, str]] = (
                                 "snitch_contained_at_end": bool(hidden[snitch[0], -1])}
         cater_latents.write_labels(out, store_split, labels)
         written[store_split] = len(labels)
-    object_states.write_metadata(out, CATER_LAYOUT, {
+    state_layout.write_metadata(out, CATER_LAYOUT, {
         "dataset": "cater", "num_slots": num_slots, "slot_order": slot_order, "noise": noise,
         "seed": seed, "videos": written})
     return written

@@ -15,7 +15,7 @@ CLEVRER output (`aloe.data.clevrer_latents` reads it): `{out}/vocab.json` (the
 release vocabulary, or one built from the training questions with
 `--vocab=build`), `{out}/{store split}.json` (copies of the question files),
 `{out}/{store split}/{scene_index}.npz` float32 `[128, num_slots, 18]`, and
-`{out}/object_states.json`, the encoding (`Layout.to_json`) and the options.
+`{out}/object_states.json`, the encoding (`state_layout.Layout.to_json`) and the options.
 
 Encoding of one object in one frame (CLEVRER, `CLEVRER_LAYOUT`; dims in order):
 
@@ -37,8 +37,6 @@ permutations are a function of (seed, scene_index) alone.
 """
 
 import argparse
-import dataclasses
-import json
 import os
 import re
 import shutil
@@ -47,120 +45,18 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from aloe.data import cater_object_states
 from aloe.data import latents as latents_lib
+from aloe.data import state_layout
 from aloe.data import vocab as vocab_lib
 
-SLOT_ORDERS = ("identity", "per_frame")
 CLEVRER_COLORS = ("gray", "red", "blue", "green", "brown", "yellow", "cyan", "purple")
 CLEVRER_MATERIALS = ("metal", "rubber")
 CLEVRER_SHAPES = ("sphere", "cylinder", "cube")
-METADATA_FILE = "object_states.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """The fixed order of an object-state vector.
-
-    Attributes:
-      continuous: `(name, width, scale)` of the real-valued fields, first in order.
-      categorical: `(name, values)` of the one-hot fields, after the in-view flag.
-    """
-    continuous: tuple[tuple[str, int, float], ...]
-    categorical: tuple[tuple[str, tuple[str, ...]], ...]
-
-    def slices(self) -> dict[str, slice]:
-        """Field name -> its dims; `in_view` sits between the two groups."""
-        result, start = {}, 0
-        fields = ([(name, width) for name, width, _ in self.continuous] + [("in_view", 1)]
-                  + [(name, len(values)) for name, values in self.categorical])
-        for name, width in fields:
-            result[name] = slice(start, start + width)
-            start += width
-        return result
-
-    @property
-    def dim(self) -> int:
-        """The latent size d."""
-        return list(self.slices().values())[-1].stop
-
-    def to_json(self) -> dict[str, Any]:
-        """The layout as `object_states.json` records it (dims per field)."""
-        scales = {name: scale for name, _, scale in self.continuous}
-        values = dict(self.categorical)
-        return {"dim": self.dim, "fields": [
-            {"name": name, "start": s.start, "stop": s.stop,
-             **({"scale": scales[name]} if name in scales else {}),
-             **({"values": list(values[name])} if name in values else {})}
-            for name, s in self.slices().items()]}
-
-    def encode(self, continuous: Mapping[str, Sequence[float]],
-               categorical: Mapping[str, str], source: str) -> np.ndarray:
-        """float32 `[d]` of one visible object; unknown values raise naming `source`."""
-        vector = np.zeros(self.dim, np.float32)
-        slices = self.slices()
-        for name, width, scale in self.continuous:
-            value = np.asarray(continuous[name], np.float64)[:width]
-            vector[slices[name]] = value * scale
-        vector[slices["in_view"]] = 1.0
-        for name, values in self.categorical:
-            if categorical[name] not in values:
-                raise ValueError(f"{source}: field '{name}' has value {categorical[name]!r}; "
-                                 f"expected one of {values}.")
-            vector[slices[name].start + values.index(categorical[name])] = 1.0
-        return vector
-
-    def decode(self, vector: np.ndarray) -> dict[str, Any] | None:
-        """The object in one slot `[d]` (values rounded back), or None for an empty slot."""
-        slices = self.slices()
-        if vector[slices["in_view"]][0] < 0.5:
-            return None
-        result: dict[str, Any] = {name: vector[slices[name]] / scale
-                                  for name, _, scale in self.continuous}
-        for name, values in self.categorical:
-            result[name] = values[int(np.argmax(vector[slices[name]]))]
-        return result
-
-
-CLEVRER_LAYOUT = Layout(
+CLEVRER_LAYOUT = state_layout.Layout(
     continuous=(("position", 2, 0.25), ("velocity", 2, 0.25)),
     categorical=(("color", CLEVRER_COLORS), ("material", CLEVRER_MATERIALS),
                  ("shape", CLEVRER_SHAPES)))
-
-
-def arrange_slots(objects: np.ndarray, visible: np.ndarray, num_slots: int, slot_order: str,
-                  noise: float, rng: np.random.Generator, source: str) -> np.ndarray:
-    """Places encoded objects into slots, blanks unseen ones, adds noise.
-
-    Args:
-      objects: float32 `[frames, n, d]`, object j's encoding in every frame.
-      visible: bool `[frames, n]`, whether object j is in view.
-      num_slots: K >= n.
-      slot_order: "identity" (object j in slot j) or "per_frame" (a random
-        permutation of the K slots per frame).
-      noise: standard deviation of the Gaussian noise on occupied slots.
-      rng: draws the permutations and the noise.
-      source: names the scene in errors.
-
-    Returns:
-      float32 `[frames, K, d]`.
-    """
-    frames, count, dim = objects.shape
-    if count > num_slots:
-        raise ValueError(f"{source}: {count} objects do not fit in num_slots = {num_slots}.")
-    if slot_order not in SLOT_ORDERS:
-        raise ValueError(f"slot_order must be one of {SLOT_ORDERS}, got {slot_order!r}.")
-    padded = np.zeros((frames, num_slots, dim), np.float32)
-    padded[:, :count] = np.where(visible[..., None], objects, 0.0)
-    occupied = np.zeros((frames, num_slots), bool)
-    occupied[:, :count] = visible
-    if slot_order == "per_frame":
-        order = np.argsort(rng.random((frames, num_slots)), axis=1)
-        padded = np.take_along_axis(padded, order[..., None], axis=1)
-        occupied = np.take_along_axis(occupied, order, axis=1)
-    if noise > 0:
-        padded += np.where(occupied[..., None],
-                           rng.normal(0.0, noise, padded.shape), 0.0).astype(np.float32)
-    return padded
 
 
 def _field(entry: Any, name: str, source: str) -> Any:
@@ -213,7 +109,7 @@ def clevrer_object_states(annotation: Mapping[str, Any], *, num_slots: int = 8,
         by_id[:, ids], seen[:, ids] = objects, visible
         objects, visible = by_id, seen
     rng = np.random.default_rng([seed, scene_index])
-    return arrange_slots(objects, visible, num_slots, slot_order, noise, rng, source)
+    return state_layout.arrange_slots(objects, visible, num_slots, slot_order, noise, rng, source)
 
 
 def annotation_files(folder: str) -> list[str]:
@@ -227,15 +123,6 @@ def annotation_files(folder: str) -> list[str]:
     return sorted(found)
 
 
-def read_json(path: str) -> Any:
-    """Parses a JSON file; errors name it."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read JSON ({err}).") from None
-
-
 def split_pairs(text: str) -> list[tuple[str, str]]:
     """'train:train,validation:valid' -> [(source split, store split), ...]."""
     pairs = []
@@ -245,13 +132,6 @@ def split_pairs(text: str) -> list[tuple[str, str]]:
             raise ValueError(f"--splits item {item!r}: expected SOURCE:STORE.")
         pairs.append((source, target))
     return pairs
-
-
-def write_metadata(out: str, layout: Layout, options: Mapping[str, Any]) -> None:
-    """Writes `{out}/object_states.json`: the layout and the writing options."""
-    content = {"layout": layout.to_json(), **options}
-    latents_lib.write_atomically(os.path.join(out, METADATA_FILE),
-                                 json.dumps(content, indent=1).encode("utf-8"))
 
 
 def write_clevrer(annotations: str, questions: str, out: str, *,
@@ -288,7 +168,7 @@ def write_clevrer(annotations: str, questions: str, out: str, *,
         store = latents_lib.LatentStore(out, store_split)
         count = 0
         for path in annotation_files(os.path.join(annotations, source_split)):
-            annotation = read_json(path)
+            annotation = state_layout.read_json(path)
             store.write(int(_field(annotation, "scene_index", path)), clevrer_object_states(
                 annotation, num_slots=num_slots, slot_order=slot_order, noise=noise, seed=seed,
                 source=path))
@@ -297,7 +177,7 @@ def write_clevrer(annotations: str, questions: str, out: str, *,
     table = (vocab_lib.release_vocab() if vocab == "release" else vocab_lib.Vocab.build(
         [os.path.join(questions, f"{splits[0][0]}.json")]))
     table.save(os.path.join(out, "vocab.json"))
-    write_metadata(out, CLEVRER_LAYOUT, {"dataset": "clevrer", "num_slots": num_slots,
+    state_layout.write_metadata(out, CLEVRER_LAYOUT, {"dataset": "clevrer", "num_slots": num_slots,
                                          "slot_order": slot_order, "noise": noise,
                                          "seed": seed, "scenes": written})
     return written
@@ -316,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
                              "valid; CATER default train:train,val:valid)")
     parser.add_argument("--num_slots", type=int, default=None,
                         help="slots per frame (CLEVRER default 8, CATER 10)")
-    parser.add_argument("--slot_order", choices=SLOT_ORDERS, default="identity")
+    parser.add_argument("--slot_order", choices=state_layout.SLOT_ORDERS, default="identity")
     parser.add_argument("--noise", type=float, default=0.0, help="Gaussian noise std")
     parser.add_argument("--seed", type=int, default=0, help="seeds permutations and noise")
     parser.add_argument("--vocab", choices=("release", "build"), default="release")
@@ -324,7 +204,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     if args.noise < 0:
         parser.error(f"--noise must be >= 0, got {args.noise}.")
     if args.dataset == "cater":
-        from aloe.data import cater_object_states  # pylint: disable=g-import-not-at-top
         if not args.scenes:
             parser.error("--dataset=cater needs --scenes.")
         written = cater_object_states.write_cater(
