@@ -25,6 +25,7 @@ written to `demo_results.json`.
 import copy
 import json
 import os
+import sys
 import time
 
 from absl import app
@@ -54,6 +55,24 @@ def _banner(number: int, title: str) -> float:
 
 def _done(start: float, what: str) -> None:
     print(f"--- {what} ({time.time() - start:.0f} s)", flush=True)
+
+
+def train_to_end(config: ml_collections.ConfigDict, workdir: str, what: str,
+                 preemption: "checkpointing.PreemptionFlag | None" = None):
+    """`aloe.train.train`, exiting the demo when it stopped on a signal before the end.
+
+    A stopped run has saved a checkpoint; the stages after it must not run on a
+    half-trained model (their outputs would be kept and skipped on the next run).
+    The exit status is `checkpointing.STOPPED_EXIT_STATUS`, as `aloe.main`'s.
+    """
+    from aloe import checkpointing  # pylint: disable=g-import-not-at-top
+    from aloe import train  # pylint: disable=g-import-not-at-top
+    state = train.train(config, workdir, preemption)
+    if int(state.step) < config.train.steps:
+        print(f"{what} stopped at step {int(state.step)} of {config.train.steps}; run the "
+              "same command again to resume.", flush=True)
+        sys.exit(checkpointing.STOPPED_EXIT_STATUS)
+    return state
 
 
 def answer_prior_baselines(questions_dir: str) -> dict[str, float]:
@@ -92,9 +111,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict[str, 
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     from aloe import evaluate  # pylint: disable=g-import-not-at-top
     from aloe import extract  # pylint: disable=g-import-not-at-top
-    from aloe import train  # pylint: disable=g-import-not-at-top
     from aloe.data import clevrer  # pylint: disable=g-import-not-at-top
     from aloe.data import object_states  # pylint: disable=g-import-not-at-top
+    from aloe.data import state_layout  # pylint: disable=g-import-not-at-top
     from aloe.data import vocab as vocab_lib  # pylint: disable=g-import-not-at-top
     from aloe.synthetic import clevrer as clevrer_gen  # pylint: disable=g-import-not-at-top
 
@@ -129,7 +148,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict[str, 
     monet.extract.questions_dir = os.path.join(paths["mini_clevrer"], "questions")
     start = _banner(3, f"pretrain MONet ({monet.train.steps} steps of {monet.train.batch_size} "
                        f"frames)")
-    state = train.train(monet, paths["monet"])
+    state = train_to_end(monet, paths["monet"], "MONet")
     monet_results = evaluate.evaluate(monet, paths["monet"], params=state.params,
                                       step=int(state.step), split="valid")
     r, nan = monet_results, float("nan")
@@ -150,12 +169,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict[str, 
     if not os.path.exists(vocab_file):  # The generator speaks the release vocabulary.
         vocab_lib.release_vocab().save(vocab_file)
     start = _banner(5, f"train ALOE with the auxiliary loss ({aloe.train.steps} steps)")
-    state = train.train(aloe, paths["aloe"])
+    state = train_to_end(aloe, paths["aloe"], "ALOE on MONet latents")
     _done(start, "ALOE on MONet latents")
 
     start = _banner(6, "write the ground-truth object states of the same videos")
     states = object_states_config(aloe, paths["object_states"])
-    if os.path.exists(os.path.join(paths["object_states"], object_states.METADATA_FILE)):
+    if os.path.exists(os.path.join(paths["object_states"], state_layout.METADATA_FILE)):
         print("already written")
     else:
         written = object_states.write_clevrer(
@@ -166,7 +185,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict[str, 
 
     start = _banner(7, f"train the same ALOE on the object states ({states.train.steps} "
                        "steps)")
-    states_state = train.train(states, paths["aloe_object_states"])
+    states_state = train_to_end(states, paths["aloe_object_states"], "ALOE on object states")
     _done(start, "ALOE on object states")
 
     start = _banner(8, "evaluate both on the validation split")
