@@ -1,13 +1,9 @@
-"""The training system on toy CLEVRER latents: data parallelism, resume, NaN guard, learning."""
+"""The training system on toy CLEVRER latents: data parallelism, resume, NaN guard, evaluation.
 
-import atexit
-import collections
+Learning from the command line is tested on object states (`test_object_state_learning.py`)."""
+
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import jax
 import numpy as np
@@ -20,8 +16,6 @@ from aloe import tasks
 from aloe import train
 from aloe.synthetic import toy_latents
 from configs import test as test_config
-
-import shared_run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -137,130 +131,6 @@ def test_non_finite_loss_stops_without_bad_checkpoint(toy_root, tmp_path):
                                                 parallel.make_mesh(), seed=config.seed)
     assert step == max(saved)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
-
-
-def _question_only_baseline(root):
-    """Held-out accuracy of answering each descriptive question family by its
-    most common training answer: what a model that ignores the video can reach."""
-    def families(split):
-        with open(os.path.join(root, f"{split}.json")) as f:
-            scenes = json.load(f)
-        return [(q["question_subtype"], q["answer"]) for s in scenes for q in s["questions"]
-                if q["question_type"] == "descriptive"]
-    majority = {}
-    for family in {f for f, _ in families("train")}:
-        answers = collections.Counter(a for f, a in families("train") if f == family)
-        majority[family] = answers.most_common(1)[0][0]
-    valid = families("valid")
-    return sum(majority.get(f) == a for f, a in valid) / len(valid)
-
-
-# The learning run, trained from the command line as a user would, killed with SIGKILL
-# once it has saved step 500 and resumed to the end. configs/toy.py's model and
-# optimizer on more scenes than `toy_root`, so held-out accuracy measures
-# generalisation; multiple choice takes off after ~1,000 steps. One CPU device (the
-# collectives of 4 host devices on 2 cores cost more than they split).
-LEARN_STEPS = 1500
-LEARN_FLAGS = [
-    f"--config={REPO}/configs/test.py", f"--config.train.steps={LEARN_STEPS}",
-    "--config.train.log_every=100", "--config.train.checkpoint_every=500",
-    "--config.optimizer.name=adam", "--config.optimizer.learning_rate=1e-3",
-    "--config.optimizer.warmup_steps=100", "--config.data.num_frames=4",
-    "--config.model.dropout_rate=0.0", "--config.train.descriptive_batch=16",
-    "--config.train.mc_batch=16", "--config.model.num_heads=4",
-    "--config.model.num_layers=4", "--config.model.mlp_dim=256",
-    "--config.model.head_hidden_dim=64"]
-ONE_DEVICE = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
-
-
-def _learning_run(base: str) -> dict:
-    """Writes the scenes into `base`, trains (killed at step 500, then resumed) and
-    returns what the tests check: the paths, the command, the steps saved when the
-    run was killed, the resumed run's stderr and the held-out metrics."""
-    root, workdir = os.path.join(base, "toy_learn"), os.path.join(base, "learn")
-    toy_latents.write_toy_dataset(root, num_train=600, num_valid=60, seed=2)
-    args = [sys.executable, "-m", "aloe.main", f"--workdir={workdir}", *LEARN_FLAGS,
-            f"--config.data.root={root}"]
-    proc = subprocess.Popen(args, cwd=REPO, env=ONE_DEVICE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    atexit.register(proc.kill)
-    ckpt_dir = os.path.join(workdir, "checkpoints")
-    deadline = time.time() + 1800
-    while time.time() < deadline and proc.poll() is None:
-        if os.path.isdir(ckpt_dir) and "500" in os.listdir(ckpt_dir):
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run ended before it was killed"
-    killed_at = checkpointing.Checkpointer(workdir, every_steps=500).all_steps()
-    resumed = subprocess.run(args, cwd=REPO, env=ONE_DEVICE, capture_output=True, text=True,
-                             timeout=3600)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    with open(os.path.join(workdir, f"eval_valid_{LEARN_STEPS}.json")) as f:
-        results = json.load(f)
-    return {"root": root, "workdir": workdir, "args": args, "killed_at": killed_at,
-            "resumed_stderr": resumed.stderr, "results": results}
-
-
-LEARNING_RUN = shared_run.SharedRun("learning", _learning_run)
-
-
-def start_early(item):
-    """Called by conftest.py once tests are collected: the learning run (one CPU
-    device, mostly matrix work) starts then, so it trains while other tests, mostly
-    compiling on one core, run."""
-    if "learned" in getattr(item, "fixturenames", ()):
-        LEARNING_RUN.start()
-
-
-@pytest.fixture(scope="module")
-def learned():
-    return LEARNING_RUN.result()
-
-
-@pytest.mark.slow
-def test_descriptive_beats_question_only_baseline_on_held_out_scenes(learned):
-    root, results = learned["root"], learned["results"]
-    baseline = _question_only_baseline(root)
-    assert results["descriptive"] > baseline + 0.15, (baseline, results)
-
-
-def _constant_choice_baseline(root, question_type=None):
-    """Held-out per-option accuracy of always answering "correct" (or always "wrong"),
-    over the multiple-choice questions (of `question_type`, if given)."""
-    with open(os.path.join(root, "valid.json")) as f:
-        labels = [c["answer"] == "correct" for s in json.load(f) for q in s["questions"]
-                  if q["question_type"] != "descriptive"
-                  and question_type in (None, q["question_type"]) for c in q["choices"]]
-    share = sum(labels) / len(labels)
-    return max(share, 1 - share)
-
-
-@pytest.mark.slow
-def test_multiple_choice_beats_constant_baseline_on_held_out_scenes(learned):
-    root, results = learned["root"], learned["results"]
-    baseline = _constant_choice_baseline(root)
-    assert results["multiple_choice_per_option"] > baseline + 0.1, (baseline, results)
-    # The attribute family ("which is metal?") is the one learned best (motion is the
-    # hard one): far above its constant baseline (0.52 here; runs reach 0.8 to 1.0).
-    explanatory = _constant_choice_baseline(root, "explanatory")
-    assert results["explanatory_per_option"] > explanatory + 0.15, (explanatory, results)
-
-
-@pytest.mark.slow
-def test_command_line_train_killed_then_resumed_then_eval(learned):
-    workdir, args, killed_at = learned["workdir"], learned["args"], learned["killed_at"]
-    assert killed_at and max(killed_at) < LEARN_STEPS, killed_at
-    assert f"Restored checkpoint {max(killed_at)}" in learned["resumed_stderr"]
-    results = learned["results"]
-    assert results["descriptive"] >= 0 and "counterfactual_per_question" in results
-    evaluated = subprocess.run(args + ["--mode=eval", "--config.eval.split=valid"],
-                               cwd=REPO, env=ONE_DEVICE, capture_output=True, text=True,
-                               timeout=600)
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    assert "descriptive" in evaluated.stdout and "counterfactual_per_question" in evaluated.stdout
-    with open(os.path.join(workdir, f"eval_valid_{LEARN_STEPS}.json")) as f:
-        assert json.load(f) == results   # The same checkpoint gives the same metrics.
 
 
 def test_real_sample_questions_evaluate_and_unanswered_split_gives_submission(
