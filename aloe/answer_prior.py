@@ -21,7 +21,7 @@ import collections
 import json
 import os
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -38,29 +38,51 @@ def _questions(path: str) -> list[dict[str, Any]]:
     return [q for scene in scenes for q in scene.get("questions", [])]
 
 
-def clevrer_prior(train_file: str, eval_file: str) -> dict[str, float]:
-    """Accuracy of the answer prior of `train_file` on `eval_file` (evaluation metric names)."""
-    train, valid = _questions(train_file), _questions(eval_file)
+def clevrer_prior_answers(
+        train: Sequence[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], Any]:
+    """The answer prior of the `train` questions, as a function of a question.
+
+    Returns:
+      `answer(question)`: for a descriptive question, its family's most common
+      training answer (None for a family not seen in training); for a
+      multiple-choice one, its type's more common training label for every
+      choice, a list (None for a type without training labels).
+    """
     family = lambda q: q.get("question_subtype", "")
     majority: dict[str, collections.Counter] = {}
+    labels: dict[str, collections.Counter] = {}
     for q in train:
-        if q["question_type"] == "descriptive" and "answer" in q:
-            majority.setdefault(family(q), collections.Counter())[q["answer"]] += 1
+        if q["question_type"] == "descriptive":
+            if "answer" in q:
+                majority.setdefault(family(q), collections.Counter())[q["answer"]] += 1
+        else:
+            labels.setdefault(q["question_type"], collections.Counter()).update(
+                c["answer"] for c in q["choices"] if "answer" in c)
+    common = {kind: counts.most_common(1)[0][0] for kind, counts in labels.items() if counts}
+    answers = {name: counts.most_common(1)[0][0] for name, counts in majority.items()}
+
+    def answer(question: Mapping[str, Any]) -> Any:
+        if question["question_type"] == "descriptive":
+            return answers.get(family(question))
+        label = common.get(question["question_type"])
+        return None if label is None else [label] * len(question["choices"])
+    return answer
+
+
+def clevrer_prior(train_file: str, eval_file: str) -> dict[str, float]:
+    """Accuracy of the answer prior of `train_file` on `eval_file` (evaluation metric names)."""
+    answer = clevrer_prior_answers(_questions(train_file))
+    valid = _questions(eval_file)
     desc = [q for q in valid if q["question_type"] == "descriptive" and "answer" in q]
-    results = {"descriptive": float(np.mean([
-        family(q) in majority and majority[family(q)].most_common(1)[0][0] == q["answer"]
-        for q in desc])) if desc else 0.0}
+    results = {"descriptive": float(np.mean([answer(q) == q["answer"] for q in desc]))
+               if desc else 0.0}
     for kind in TYPES:
-        labels = collections.Counter(c["answer"] for q in train if q["question_type"] == kind
-                                     for c in q["choices"] if "answer" in c)
         questions = [q for q in valid if q["question_type"] == kind]
-        if not labels or not questions:
+        if not questions or answer(questions[0]) is None:
             continue
-        common = labels.most_common(1)[0][0]
-        options = [c["answer"] == common for q in questions for c in q["choices"]]
-        results[f"{kind}_per_option"] = float(np.mean(options))
-        results[f"{kind}_per_question"] = float(np.mean(
-            [all(c["answer"] == common for c in q["choices"]) for q in questions]))
+        right = [[a == c["answer"] for a, c in zip(answer(q), q["choices"])] for q in questions]
+        results[f"{kind}_per_option"] = float(np.mean([x for r in right for x in r]))
+        results[f"{kind}_per_question"] = float(np.mean([all(r) for r in right]))
     return results
 
 
