@@ -13,7 +13,6 @@ import pytest
 from aloe import evaluate
 from aloe import parallel
 from aloe import tasks
-from aloe import train
 from aloe.data import latents as latents_lib
 from aloe.models.ablations import HierarchicalReasoner
 from aloe.models.ablations import MLPReasoner

@@ -1,18 +1,19 @@
 """The one-command machine check (benchmarks/accelerator.py) runs end to end at tiny sizes."""
 
-import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
 
+import subprocess_env
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
 def test_accelerator_check_tiny_run(tmp_path):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+    env = subprocess_env.cpu_devices(compile_flags=False)
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "accelerator.py"), "--tiny",
          "--workdir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -11,7 +11,6 @@ import tensorflow_datasets as tfds
 from aloe import evaluate
 from aloe import parallel
 from aloe import tasks
-from aloe import train
 from aloe.data import cater
 from aloe.data import cater_latents
 from aloe.data import frame_store

@@ -21,6 +21,8 @@ from aloe import train
 from aloe.synthetic import toy_latents
 from configs import test as test_config
 
+import subprocess_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -158,8 +160,7 @@ def test_local_launcher_runs_two_processes_with_the_project_python(toy_root, tmp
 def test_evaluating_a_missing_step_says_so_without_a_traceback(toy_root, tmp_path):
     workdir = str(tmp_path / "run")
     train.train(make_config(toy_root, **{"train.steps": 2, "train.checkpoint_every": 2}), workdir)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": os.environ["ALOE_TEST_XLA_COMPILE_FLAGS"]}
+    env = subprocess_env.cpu_devices()
     done = subprocess.run(
         [sys.executable, "-m", "aloe.main", f"--config={REPO}/configs/test.py",
          f"--workdir={workdir}", f"--config.data.root={toy_root}", "--mode=eval", "--step=45"],

@@ -24,9 +24,10 @@ from aloe import run_config
 from aloe.data import vocab as vocab_lib
 from aloe.synthetic import toy_latents
 
+import subprocess_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu",
-       "XLA_FLAGS": os.environ["ALOE_TEST_XLA_COMPILE_FLAGS"]}  # One device.
+ENV = subprocess_env.cpu_devices()
 
 
 def aloe_main(workdir, *args, config="test", timeout=600):

@@ -30,6 +30,8 @@ from aloe import train
 from aloe.synthetic import toy_latents
 from configs import test as test_config
 
+import subprocess_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 4
 # Overrides of configs/test.py shared by the two runs (dropout and slot
@@ -65,9 +67,7 @@ def _reference_config(root):
 def _start_processes(root, workdir, log_dir, num_processes=2):
     """Starts the processes of one distributed run; returns (Popen, log path) pairs."""
     port = _free_port()
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=2 "
-           + os.environ["ALOE_TEST_XLA_COMPILE_FLAGS"]}
+    env = subprocess_env.cpu_devices(2, TF_CPP_MIN_LOG_LEVEL="2")
     flags = [f"--config={REPO}/configs/test.py", f"--workdir={workdir}",
              f"--config.data.root={root}"] + [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
     started = []
@@ -224,8 +224,7 @@ GATHER_SCRIPT = textwrap.dedent("""\
 def test_gather_from_processes_with_unequal_rows_and_wide_dtypes(tmp_path):
     script = tmp_path / "gather.py"
     script.write_text(GATHER_SCRIPT)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": os.environ["ALOE_TEST_XLA_COMPILE_FLAGS"]}
+    env = subprocess_env.cpu_devices()
     address = f"localhost:{_free_port()}"
     procs = [subprocess.Popen([sys.executable, str(script), address, str(index)], cwd=REPO,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -23,6 +23,7 @@ from aloe import checkpointing
 
 import baselines
 import shared_run
+import subprocess_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_VIDEOS = 300   # 180 training, 60 validation, 60 test videos.
@@ -37,7 +38,7 @@ LEARN_FLAGS = [f"--config={REPO}/configs/object_states.py:no_auxiliary",
                "--config.optimizer.schedule=cosine",
                f"--config.train.checkpoint_every={KILL_AFTER}", f"--config.seed={MODEL_SEED}"]
 # One CPU device at full optimisation: this run is matrix work, not compiling.
-ONE_DEVICE = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+ONE_DEVICE = subprocess_env.cpu_devices(compile_flags=False)
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:

@@ -18,9 +18,10 @@ import pytest
 from aloe.data import vocab as vocab_lib
 from configs import monet_test
 
+import subprocess_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu",
-       "XLA_FLAGS": os.environ["ALOE_TEST_XLA_COMPILE_FLAGS"]}  # One device.
+ENV = subprocess_env.cpu_devices()
 
 
 # 8: videos -> MONet -> extracted latents -> ALOE, with an answer training lacks.
