@@ -17,23 +17,25 @@ def _write(path, scenes):
 
 
 def _descriptive(qid, answer, program):
-    return {"question_id": qid, "question_type": "descriptive", "question_subtype": "exist",
-            "program": program, "answer": answer}
+    return {"question_id": qid, "question": "Is there ...?", "question_type": "descriptive",
+            "question_subtype": "exist", "program": program, "answer": answer}
 
 
 def test_families_score_model_and_prior_per_family(tmp_path):
-    choice = lambda cid, answer, program=(): {"choice_id": cid, "program": list(program),
-                                              "answer": answer}
+    choice = lambda cid, answer, program=(): {"choice_id": cid, "choice": "...",
+                                              "program": list(program), "answer": answer}
     train = _write(tmp_path / "train.json", [_scene(0, [
         _descriptive(0, "yes", ["objects"]), _descriptive(1, "yes", ["objects"]),
         _descriptive(2, "no", ["objects"]),
-        {"question_id": 3, "question_type": "explanatory", "program": ["events"],
+        {"question_id": 3, "question": "Which ...?", "question_type": "explanatory",
+         "program": ["events"],
          "choices": [choice(0, "correct"), choice(1, "correct"), choice(2, "correct"),
                      choice(3, "wrong")]}])])
     valid = _write(tmp_path / "valid.json", [_scene(7, [
         _descriptive(0, "no", ["events", "filter_collision", "exist"]),
         _descriptive(1, "yes", ["objects", "filter_moving", "exist"]),
-        {"question_id": 2, "question_type": "explanatory", "program": ["events"],
+        {"question_id": 2, "question": "Which ...?", "question_type": "explanatory",
+         "program": ["events"],
          "choices": [choice(0, "correct", ["events", "filter_in"]), choice(1, "wrong")]}])])
     predictions = _write(tmp_path / "predictions.json", [_scene(7, [
         {"question_id": 0, "answer": "no"}, {"question_id": 1, "answer": "no"},
@@ -51,6 +53,17 @@ def test_families_score_model_and_prior_per_family(tmp_path):
     with pytest.raises(ValueError, match=r"incomplete\.json: no prediction for question 1 "
                                          r"of scene 7"):
         families.family_report(valid, incomplete, train)
+
+    one_answer = _write(tmp_path / "one_answer.json", [_scene(7, [
+        {"question_id": 0, "answer": "no"}, {"question_id": 1, "answer": "no"},
+        {"question_id": 2, "answer": "correct"}])])
+    with pytest.raises(ValueError, match=r"one_answer\.json: question 2 of scene 7 is "
+                                         r"explanatory, its prediction is not: 'correct'"):
+        families.family_report(valid, one_answer, train)
+    not_text = _write(tmp_path / "not_text.json", [_scene(7, [{"question_id": 0, "answer": 3}])])
+    with pytest.raises(ValueError, match=r"not_text\.json: scene_index 7, question_id 0: "
+                                         r"field 'answer' must be a string, got 3"):
+        families.family_report(valid, not_text, train)
 
 
 def test_real_questions_answered_right_score_one_in_every_family(clevrer_samples_dir,

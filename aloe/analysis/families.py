@@ -22,6 +22,8 @@ import sys
 from typing import Any, Mapping, Sequence
 
 from aloe import answer_prior
+from aloe.clevrer import difficulty
+from aloe.data import clevrer
 
 # Event -> the program modules that need it.
 EVENTS = {"collision": ("filter_collision", "query_collision_partner"),
@@ -40,24 +42,23 @@ def family(question: Mapping[str, Any]) -> str:
     return "+".join([name] + [e for e, modules in EVENTS.items() if program & set(modules)])
 
 
-def _read(path: str) -> list[dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            scenes = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read JSON ({err}).") from None
-    if not isinstance(scenes, list):
-        raise ValueError(f"{path}: expected a JSON list of scenes.")
-    return scenes
+def _answered(question: Mapping[str, Any]) -> bool:
+    """Whether a question (`read_question_file` features) carries its answers."""
+    if question["question_type"] == "descriptive":
+        return bool(question["answer"])
+    return all(choice["answer"] for choice in question["choices"])
 
 
 def _score(question: Mapping[str, Any], answer: Any) -> list[bool]:
-    """Right (per option for multiple choice) of `answer` to `question`."""
+    """Right (per option, in choice order, for multiple choice) of `answer` to `question`;
+    a multiple-choice answer is a list in choice order or `{choice_id: answer}`."""
     if question["question_type"] == "descriptive":
         return [answer == question["answer"]]
+    choices = question["choices"]
+    if isinstance(answer, Mapping):
+        answer = [answer.get(choice["choice_id"]) for choice in choices]
     return [given == choice["answer"]
-            for given, choice in zip(answer or [None] * len(question["choices"]),
-                                     question["choices"])]
+            for given, choice in zip(answer or [None] * len(choices), choices)]
 
 
 def family_report(questions_file: str, predictions_file: str,
@@ -65,27 +66,26 @@ def family_report(questions_file: str, predictions_file: str,
     """`{family: {"count", "model", "prior"}}` over the answered questions of a split.
 
     Raises:
-      ValueError: naming the predictions file and the question it lacks.
+      ValueError: a malformed file (`aloe.data.clevrer.read_question_file`,
+        `aloe.clevrer.difficulty.read_predictions`), or naming the predictions
+        file and the question it lacks.
     """
-    predicted = {}
-    for scene in _read(predictions_file):
-        for entry in scene.get("questions", ()):
-            answer = (entry["answer"] if "answer" in entry else
-                      [c.get("answer") for c in sorted(entry.get("choices", ()),
-                                                      key=lambda c: c["choice_id"])])
-            predicted[(scene["scene_index"], entry["question_id"])] = answer
+    predicted = difficulty.read_predictions(predictions_file)
     prior = answer_prior.clevrer_prior_answers(
-        [q for scene in _read(train_file) for q in scene.get("questions", ())])
+        [q for scene in clevrer.read_question_file(train_file).values()
+         for q in filter(_answered, scene["questions"])])
     model, baseline = collections.defaultdict(list), collections.defaultdict(list)
     counts = collections.Counter()
-    for scene in _read(questions_file):
-        for q in scene.get("questions", ()):
-            if "answer" not in q and not all("answer" in c for c in q.get("choices", [{}])):
-                continue   # An unanswered (test) question.
-            key = (scene["scene_index"], q["question_id"])
+    for scene_index, scene in clevrer.read_question_file(questions_file).items():
+        for q in filter(_answered, scene["questions"]):
+            key = (scene_index, q["question_id"])
             if key not in predicted:
                 raise ValueError(f"{predictions_file}: no prediction for question "
-                                 f"{q['question_id']} of scene {scene['scene_index']}.")
+                                 f"{q['question_id']} of scene {scene_index}.")
+            if isinstance(predicted[key], str) != (q["question_type"] == "descriptive"):
+                raise ValueError(f"{predictions_file}: question {q['question_id']} of scene "
+                                 f"{scene_index} is {q['question_type']}, its prediction is "
+                                 f"not: {predicted[key]!r}.")
             name = family(q)
             counts[name] += 1
             model[name] += _score(q, predicted[key])

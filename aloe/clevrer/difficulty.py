@@ -255,11 +255,12 @@ def analyze_split(questions_file: PathLike,
     return found
 
 
-def read_predictions(path: PathLike) -> dict[tuple[int, int], dict[int, str]]:
-    """Multiple-choice predictions of a submission file: (scene_index, question_id) -> {choice_id: answer}.
+def read_predictions(path: PathLike) -> dict[tuple[int, int], str | dict[int, str]]:
+    """Predictions of a submission file: (scene_index, question_id) -> answer.
 
     The file is a list of `{scene_index, questions: [{question_id, answer} |
-    {question_id, choices: [{choice_id, answer}]}]}`; descriptive entries are skipped.
+    {question_id, choices: [{choice_id, answer}]}]}`; a descriptive entry's answer is
+    its string, a multiple-choice entry's is `{choice_id: "correct" | "wrong"}`.
 
     Raises:
       ValueError: naming the file, scene_index, question_id and choice_id of a
@@ -275,6 +276,10 @@ def read_predictions(path: PathLike) -> dict[tuple[int, int], dict[int, str]]:
             if (scene_index, question_id) in predictions:
                 raise ValueError(f"{where}: the question is predicted twice.")
             if "choices" not in question:  # A descriptive question's answer.
+                answer = question.get("answer")
+                if not isinstance(answer, str):
+                    raise ValueError(f"{where}: field 'answer' must be a string, got {answer!r}.")
+                predictions[(scene_index, question_id)] = answer
                 continue
             answers: dict[int, str] = {}
             for choice in _list_field(question, "choices", where):
@@ -303,7 +308,8 @@ def _accuracies(analyses: Sequence[CounterfactualAnalysis],
 
 
 def _model_answers(found: Sequence[tuple[int, CounterfactualAnalysis]],
-                   predictions: dict[tuple[int, int], dict[int, str]], predictions_file: str,
+                   predictions: dict[tuple[int, int], str | dict[int, str]],
+                   predictions_file: str,
                    questions_file: str) -> list[tuple[str, ...]]:
     """The predicted answer of each choice of each analysed question, in choice order."""
     answers = []
@@ -311,7 +317,7 @@ def _model_answers(found: Sequence[tuple[int, CounterfactualAnalysis]],
         where = (f"{predictions_file}: scene_index {scene_index}, question_id "
                  f"{analysis.question_id}")
         predicted = predictions.get((scene_index, analysis.question_id))
-        if predicted is None:
+        if not isinstance(predicted, dict):
             raise ValueError(f"{where}: no choice predictions for this counterfactual question of "
                              f"{questions_file}.")
         if set(predicted) != set(analysis.choice_ids):
