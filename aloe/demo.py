@@ -27,12 +27,16 @@ import json
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from absl import app
 from absl import flags
 from absl import logging
 import ml_collections
 from ml_collections import config_flags
+
+if TYPE_CHECKING:  # Imported when run: JAX and orbax load slowly, and --help needs neither.
+    from aloe import checkpointing
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "Demo config.",
                                           lock_config=True)
