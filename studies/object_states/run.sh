@@ -9,14 +9,18 @@
 #   table1          full / no_auxiliary / hierarchical / mlp at label fractions 1.0 and 0.5,
 #                   seeds 0, 1, 2 (configs/object_states.py)
 #   masking         the six masking schemes x both auxiliary losses at 50% labels, seed 0
-#   slots           identity-kept vs per-frame-permuted slots (full, 100% labels, seeds 0-2)
+#   slots           the full row on per-frame-permuted slots (100% labels, seeds 0-2); its
+#                   identity-kept counterpart is table1's full row at fraction 1.0
 #   counterfactual  the counterfactual difficulty split (Appendix B) of the full row
 #   cater           CATER on object states (configs/object_states_cater.py), top-1 / top-5 / L1
 #                   split by whether the snitch is contained at the end
 #   all             every part above, in order
 # Every part is resumable (finished runs are skipped, interrupted ones resume from their
 # checkpoints) and writes studies/object_states/<part...>/results.{md,json}, per question
-# type with the answer prior beside the runs.
+# type with the answer prior beside the runs. A finished run's evaluation file
+# (<part>/<run>/seed_<s>/eval_*.json) is kept in git and the rest of its workdir is not,
+# so on a fresh checkout the results are written again from them and only unfinished
+# runs train.
 set -euo pipefail
 PART="${1:?usage: run.sh PART [PYTHON] [-- study arguments]}"
 PYTHON="${2:-python}"
@@ -83,8 +87,9 @@ part_masking() {
 }
 
 part_slots() {
-  study "$OUT/slots" --run identity=configs/object_states.py:full \
-    --run per_frame=configs/object_states_permuted.py:full "${CLEVRER_ARGS[@]}" --seeds 0,1,2
+  # Identity-kept slots are table1's full row at fraction 1.0 (the same config and data).
+  study "$OUT/slots" --run per_frame=configs/object_states_permuted.py:full "${CLEVRER_ARGS[@]}" \
+    --override data.root="$DATA/per_frame" --seeds 0,1,2
 }
 
 part_counterfactual() {
