@@ -56,7 +56,7 @@ _LOG_LIBRARIES = flags.DEFINE_bool(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def _start_jax():
+def _start_jax() -> None:
     """Starts the multi-process runtime (before any other JAX call) and logs the topology.
 
     On CPU, cross-process collectives use JAX's default implementation, gloo over
@@ -80,7 +80,6 @@ def _start_jax():
     logging.info("JAX process %d of %d on %s: %d local devices %s; %d devices in all.",
                  jax.process_index(), jax.process_count(), jax.default_backend(),
                  jax.local_device_count(), jax.local_devices(), jax.device_count())
-    return jax
 
 
 def _hide_accelerators_from_tensorflow():
@@ -98,7 +97,7 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from aloe import reporting  # pylint: disable=g-import-not-at-top
     reporting.configure_logging(show_libraries=_LOG_LIBRARIES.value)
-    jax = _start_jax()
+    _start_jax()
     _hide_accelerators_from_tensorflow()
     from aloe import evaluate  # pylint: disable=g-import-not-at-top
     from aloe import train  # pylint: disable=g-import-not-at-top

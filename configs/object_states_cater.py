@@ -13,7 +13,7 @@ snitch still takes following the cone that hides it. The argument is a row of
 `configs/ablations.py` (full, no_auxiliary, mlp, hierarchical) at the sizes of
 `configs/toy_cater.py` with 16 frames of 301. `studies/object_states/run.sh`
 trains it and splits top-1 / top-5 / L1 by whether the snitch is contained at
-the end (`aloe.study_object_states`).
+the end (`aloe.study --split_by snitch_contained_at_end`).
 """
 
 import ml_collections
