@@ -7,10 +7,11 @@ written by `aloe.study`. For each study this prints one Markdown table of every
 finished run of every part (mean ± sample standard deviation over finished
 seeds), with the part's answer prior where it has one, per CLEVRER question type
 (descriptive; explanatory, predictive and counterfactual per option and per
-question). With `--readme` it also replaces the text between the
-`<!-- table:{study}:begin -->` and `<!-- table:{study}:end -->` lines of that
-file for every study the file marks, so the README never holds a hand-typed
-result.
+question); a part without CLEVRER metrics (CATER's top-1 / top-5 / L1 and their
+splits) follows in a table of its own columns. With `--readme` it also
+replaces the text between the `<!-- table:{study}:begin -->` and
+`<!-- table:{study}:end -->` lines of that file for every study the file marks,
+so the README never holds a hand-typed result.
 """
 
 import argparse
@@ -53,32 +54,54 @@ def _parts(directory: str) -> list[str]:
     return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
+def _rows(part: str, summary: dict[str, Any], columns: Sequence[str]) -> list[str]:
+    """The table lines of one part's finished runs, its prior after them."""
+    lines = []
+    for row in sorted(summary["runs"], key=lambda r: r["name"] == PRIOR):
+        if row["name"] == PRIOR:
+            seeds = "–"
+        elif row["finished_seeds"]:
+            seeds = f"{len(row['finished_seeds'])}/{len(row['seeds'])}"
+        else:
+            continue
+        lines.append(f"| {part} | {row['name']} | {seeds} | " + " | ".join(
+            _cell(row["metrics"].get(key)) for key in columns) + " |")
+    return lines
+
+
+def _header(titles: Sequence[str]) -> list[str]:
+    return ["| part | run | seeds | " + " | ".join(titles) + " |",
+            "|---|---|---|" + "---|" * len(titles)]
+
+
 def table(study: str, root: str = HERE) -> str:
-    """The Markdown table of `root/study`'s finished runs, each part's prior after its runs."""
+    """The Markdown tables of `root/study`'s finished runs, each part's prior after its runs.
+
+    Parts with CLEVRER metrics share one table of `COLUMNS`; any other part (e.g.
+    CATER's top-1 / top-5 / L1) gets a table of its own with its results' columns.
+    """
     directory = os.path.join(root, study)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory}: no such study directory.")
-    lines = ["| part | run | seeds | " + " | ".join(title for _, title in COLUMNS) + " |",
-             "|---|---|---|" + "---|" * len(COLUMNS)]
+    clevrer_keys = [key for key, _ in COLUMNS]
+    clevrer = _header([title for _, title in COLUMNS])
+    others = []
     for part in _parts(directory):
         path = os.path.join(directory, part, "results.json")
         with open(path, encoding="utf-8") as f:
             summary = json.load(f)
         try:
-            rows = summary["runs"]
-            for row in sorted(rows, key=lambda r: r["name"] == PRIOR):
-                if row["name"] == PRIOR:
-                    seeds = "–"
-                elif row["finished_seeds"]:
-                    seeds = f"{len(row['finished_seeds'])}/{len(row['seeds'])}"
-                else:
-                    continue
-                lines.append(f"| {part} | {row['name']} | {seeds} | " + " | ".join(
-                    _cell(row["metrics"].get(key)) for key, _ in COLUMNS) + " |")
+            metrics = {key for row in summary["runs"] for key in row["metrics"]}
+            if metrics & set(clevrer_keys):
+                clevrer += _rows(part, summary, clevrer_keys)
+            else:
+                columns = list(summary["columns"])
+                others.append("\n".join(_header(columns) + _rows(part, summary, columns)))
         except (KeyError, TypeError) as err:
             raise ValueError(f"{path}: field {err} is missing or malformed "
                              "(expected aloe.study's results.json).") from None
-    return "\n".join(lines) + "\n"
+    tables = (["\n".join(clevrer)] if len(clevrer) > 2 or not others else []) + others
+    return "\n\n".join(tables) + "\n"
 
 
 def replace_between_markers(path: str, study: str, content: str) -> None:

@@ -41,9 +41,26 @@ def test_tables_follow_the_results_files_and_fill_the_readme(tmp_path):
     assert "\n".join(lines) in text
 
 
+def test_a_part_without_clevrer_metrics_gets_a_table_of_its_own_columns(tmp_path):
+    _write(tmp_path / "demo" / "fraction_1.0", [_run("a", [0], [0.5])])
+    cater = tmp_path / "demo" / "cater"
+    cater.mkdir(parents=True)
+    (cater / "results.json").write_text(json.dumps({"columns": ["top1", "l1"], "runs": [
+        {"name": "full", "seeds": [0, 1], "finished_seeds": [0],
+         "metrics": {"top1": {"mean": 0.75, "std": None}, "l1": {"mean": 1.5, "std": None}}},
+        {"name": "answer prior", "seeds": [], "finished_seeds": [],
+         "metrics": {"top1": {"mean": 0.125, "std": None}}}]}))
+    clevrer, other = tables.table("demo", str(tmp_path)).rstrip("\n").split("\n\n")
+    assert clevrer.splitlines()[2].startswith("| fraction_1.0 | a | 1/1 | 0.500 |")
+    assert len(clevrer.splitlines()) == 3
+    assert other.splitlines() == ["| part | run | seeds | top1 | l1 |", "|---|---|---|---|---|",
+                                  "| cater | full | 1/2 | 0.750 | 1.500 |",
+                                  "| cater | answer prior | – | 0.125 | – |"]
+
+
 def test_a_malformed_results_file_is_named(tmp_path):
     _write(tmp_path / "demo" / "fraction_1.0", [{"name": "a"}])
-    with pytest.raises(ValueError, match=r"fraction_1.0/results.json: field 'finished_seeds'"):
+    with pytest.raises(ValueError, match=r"fraction_1.0/results.json: field 'metrics'"):
         tables.table("demo", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no such study"):
         tables.table("none", str(tmp_path))
