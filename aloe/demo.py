@@ -41,6 +41,9 @@ if TYPE_CHECKING:  # Imported when run: JAX and orbax load slowly, and --help ne
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "Demo config.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/demo", "Everything the demo writes.")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 0, "Split the CPU into this many JAX devices (aloe.parallel.split_cpu); "
+    "0 keeps JAX's default. Every stage's batches divide by 2.", lower_bound=0)
 _LOG_LIBRARIES = flags.DEFINE_bool("log_libraries", False,
                                    "Also show the libraries' INFO lines (orbax, tfds, clu).")
 
@@ -218,6 +221,8 @@ def main(argv):
     logging.set_verbosity(logging.INFO)  # The train loops' progress lines.
     from aloe import reporting  # pylint: disable=g-import-not-at-top
     reporting.configure_logging(show_libraries=_LOG_LIBRARIES.value)
+    from aloe import parallel  # pylint: disable=g-import-not-at-top
+    parallel.split_cpu(_CPU_DEVICES.value)
     run(_CONFIG.value, _WORKDIR.value)
 
 

@@ -50,6 +50,10 @@ _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0 (implies --distributed).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 0, "Split this process's CPU into this many JAX devices, each taking its "
+    "share of every batch (aloe.parallel.split_cpu: MONet trains faster so on several cores); "
+    "0 keeps JAX's default. Accelerators are unaffected.", lower_bound=0)
 _LOG_LIBRARIES = flags.DEFINE_bool(
     "log_libraries", False, "Also show the libraries' INFO lines (orbax, tfds, clu); by default "
     "only their warnings and this project's lines (progress, validation) are shown.")
@@ -64,6 +68,8 @@ def _start_jax() -> None:
     to choose another).
     """
     import jax  # pylint: disable=g-import-not-at-top
+    from aloe import parallel  # pylint: disable=g-import-not-at-top
+    parallel.split_cpu(_CPU_DEVICES.value)
     explicit = {"--coordinator_address": _COORDINATOR.value,
                 "--num_processes": _NUM_PROCESSES.value, "--process_id": _PROCESS_ID.value}
     if not (_DISTRIBUTED.value or _COORDINATOR.value):

@@ -18,7 +18,9 @@ affected by other load on a shared machine), and, last,
 `fraction_of_matmul_peak=<number>` for the training step. With `--with_torch` a
 PyTorch MONet of the same sizes (`benchmarks/torch_monet.py`, channels-last)
 is timed on the same number of frames in the same run, and the throughput
-ratio is printed as `aloe_over_torch=<number>` just before it.
+ratio is printed as `aloe_over_torch=<number>` just before it. `--cpu_devices N`
+splits the CPU into N JAX devices and the batch among them, as `aloe.main
+--cpu_devices` does in training (XLA:CPU runs a convolution on about one thread).
 
 FLOPs are XLA's count (`jax.jit(f).lower(...).cost_analysis()["flops"]`, the
 program before optimisation): convolutions and matmuls as 2 per multiply-add
@@ -29,7 +31,7 @@ The count is always that of the float32 model with XLA's convolutions (the
 same work.
 
 Full run (a few minutes on 2 otherwise idle cores; longer when the machine is shared):
-  python benchmarks/monet.py [--with_torch]
+  python benchmarks/monet.py [--with_torch] [--cpu_devices 2]
 Smoke run:
   python benchmarks/monet.py --batch 4 --steps 1 --extract_steps 1
 """
@@ -44,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from aloe import parallel
 from aloe.models import conv
 from aloe.models import monet
 from aloe.models import precision
@@ -70,6 +73,9 @@ def parse_args() -> argparse.Namespace:
                         help="compute dtype (auto: per backend)")
     parser.add_argument("--conv_formulation", default=monet.MONet.conv_formulation,
                         choices=conv.FORMULATIONS)
+    parser.add_argument("--cpu_devices", type=int, default=0,
+                        help="split the CPU into this many JAX devices and the batch among "
+                             "them (aloe.parallel.split_cpu; 0: JAX's default, one)")
     parser.add_argument("--with_torch", action="store_true",
                         help="also time a PyTorch MONet of the same sizes")
     return parser.parse_args()
@@ -133,6 +139,7 @@ def time_calls(call: Callable[[int], Any], warmup: int,
 def main() -> None:
     """Runs the benchmark and prints its figures."""
     args = parse_args()
+    parallel.split_cpu(args.cpu_devices)
     model = monet.MONet(num_slots=args.slots, latent_dim=args.latent_dim,
                         image_size=args.image_size, conv_formulation=args.conv_formulation,
                         dtype=precision.compute_dtype(args.dtype))
@@ -153,6 +160,10 @@ def main() -> None:
     step_flops = lowered_flops(make_train_step(reference, tx), state["params"],
                                state["opt_state"], images, 0)
     extract_flops = lowered_flops(make_extract(reference), state["params"], images)
+    # The batch split among the devices, everything else whole on each (data parallel).
+    mesh = parallel.make_mesh()
+    images = jax.device_put(images, jax.sharding.NamedSharding(mesh, parallel.SHARDED))
+    state = parallel.replicate(state, mesh)
     train_step, compile_time = compile_timed(
         make_train_step(model, tx), state["params"], state["opt_state"], images, 0)
 
