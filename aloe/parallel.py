@@ -30,14 +30,14 @@ def split_cpu(count: int) -> None:
 
     XLA:CPU runs a convolution on about one thread, so a data-parallel step of a
     convolutional model (MONet) runs on more cores when the CPU is several devices,
-    each with its share of the batch: on 2 cores the paper-size MONet's gradient
-    of 16 frames takes 3.8 s as 2 devices against 6.5 s as one (BUILD_NOTES.md).
-    Every global batch must then divide among the devices. Accelerator backends
-    are unaffected.
+    each with its share of the batch: on 2 cores the paper-size MONet's training
+    step of 16 frames takes 3.2 s as 2 devices against 6.5 s as one
+    (`benchmarks/monet.py --cpu_devices`, BUILD_NOTES.md). Every global batch must
+    then divide among the devices. Accelerator backends are unaffected.
 
     Args:
-      count: CPU devices; 0 leaves JAX's default (one, or what XLA_FLAGS'
-        `--xla_force_host_platform_device_count` says).
+      count: CPU devices, overriding XLA_FLAGS' `--xla_force_host_platform_device_count`;
+        0 leaves JAX's default (one, or what that flag says).
 
     Raises:
       ValueError: a negative count.
