@@ -12,7 +12,8 @@ in the same run, and, last, `fraction_of_matmul_peak=<number>`. With
 `--with_torch` a PyTorch `nn.TransformerEncoder` of the same width, heads,
 layers, feed-forward size, dropout and pre-LayerNorm is timed on the same
 sequences (AdamW step) and the throughput ratio is printed as
-`aloe_over_torch=<number>` just before it.
+`aloe_over_torch=<number>` just before it. `--cpu_devices N` splits the CPU into
+N JAX devices and every sub-batch among them (`aloe.parallel.split_cpu`).
 
 FLOPs are counted analytically from the matmuls only (2*m*n*k each): per layer
 and sequence of N tokens at width W with feed-forward M, q/k/v/output
@@ -41,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from aloe import parallel
 from aloe.models import factory
 from aloe.models import precision
 
@@ -69,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also time a PyTorch nn.TransformerEncoder of the same shape")
     parser.add_argument("--dtype", default="auto", choices=precision.DTYPE_NAMES,
                         help="ALOE's compute dtype (auto: float32 on CPU, bfloat16 elsewhere)")
+    parser.add_argument("--cpu_devices", type=int, default=0,
+                        help="split the CPU into this many JAX devices and every sub-batch "
+                             "among them (aloe.parallel.split_cpu; 0: JAX's default, one)")
     return parser.parse_args(argv)
 
 
@@ -137,6 +142,10 @@ def time_aloe(args: argparse.Namespace) -> tuple[list[float], list[float], float
     params = jax.jit(lambda key: model.init(
         {"params": key}, batch["mc_latents"][:1], batch["mc_question"][:1],
         batch["mc_choices"][:1], deterministic=True)["params"])(jax.random.key(0))
+    # Every sub-batch split among the devices, the parameters whole on each.
+    mesh = parallel.make_mesh()
+    batch = jax.device_put(batch, jax.sharding.NamedSharding(mesh, parallel.SHARDED))
+    params = parallel.replicate(params, mesh)
     tx = optax.lamb(2e-3)
 
     def loss_fn(params, batch, rng):
@@ -207,6 +216,7 @@ def time_torch(args: argparse.Namespace, sequences: int, tokens: int) -> list[fl
 def main() -> None:
     """Runs the benchmark and prints its figures."""
     args = parse_args()
+    parallel.split_cpu(args.cpu_devices)
     flops, sequences, tokens = model_flops(args)
     print(f"config: layers={args.layers} heads={args.heads} "
           f"width={args.heads * (args.latent_dim + 2)} mlp={args.mlp_dim} "
