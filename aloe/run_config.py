@@ -40,9 +40,11 @@ CHANGES_FILE = "config_changes.jsonl"
 VOCAB_FILE = "vocab.json"
 
 # Fields that may change on resume without altering the optimisation.
+# train.microbatches changes how a step's gradient is computed, not which
+# (aloe.gradients: exactly for losses that are means over examples).
 FREE_FIELDS = ("train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
-               "train.eval_every", "train.eval_batches", "train.init_from", "eval.*",
-               "extract.*")
+               "train.eval_every", "train.eval_batches", "train.init_from", "train.microbatches",
+               "eval.*", "extract.*")
 
 
 class ConfigChangeError(ValueError):

@@ -26,6 +26,7 @@ import numpy as np
 import optax
 
 from aloe import checkpointing
+from aloe import gradients
 from aloe import parallel
 from aloe import run_config
 from aloe import reporting
@@ -127,18 +128,20 @@ def starting_state(config: ml_collections.ConfigDict, task: tasks.Task,
     return parallel.replicate(fresh, mesh), None
 
 
-def make_train_step(task: tasks.Task, tx: optax.GradientTransformation, seed: int):
+def make_train_step(task: tasks.Task, tx: optax.GradientTransformation, seed: int,
+                    microbatches: int = 1):
     """The per-device train step `(state, batch) -> (state, metrics)`.
 
     It must run under `parallel.data_parallel` (or `jax.pmap` with
     `axis_name=parallel.AXIS`): gradients and metrics are averaged over the
-    devices with `lax.pmean`.
+    devices with `lax.pmean`. With `microbatches` > 1 each device computes its
+    batch's gradient in that many equal parts (`aloe.gradients`).
     """
+    grad_fn = gradients.value_and_grad_in_parts(task.loss, microbatches)
 
     def step_fn(state: TrainState, batch: PyTree) -> tuple[TrainState, dict[str, jax.Array]]:
         device = jax.lax.axis_index(parallel.AXIS)
         rng = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), state.step), device)
-        grad_fn = jax.value_and_grad(task.loss, has_aux=True)
         (loss, metrics), grads = grad_fn(state.params, batch, rng)
         grads = jax.lax.pmean(grads, parallel.AXIS)
         metrics = jax.lax.pmean({**metrics, "loss": loss}, parallel.AXIS)
@@ -238,7 +241,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
                  jax.process_count())
 
     step_fn = parallel.data_parallel(
-        make_train_step(task, tx, config.seed), mesh,
+        make_train_step(task, tx, config.seed, config.train.microbatches), mesh,
         in_specs=(parallel.REPLICATED, parallel.SHARDED),
         out_specs=(parallel.REPLICATED, parallel.REPLICATED), donate_argnums=(0,))
     writer = reporting.create_writer(workdir, enabled=jax.process_index() == 0)

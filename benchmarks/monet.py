@@ -20,7 +20,9 @@ PyTorch MONet of the same sizes (`benchmarks/torch_monet.py`, channels-last)
 is timed on the same number of frames in the same run, and the throughput
 ratio is printed as `aloe_over_torch=<number>` just before it. `--cpu_devices N`
 splits the CPU into N JAX devices and the batch among them, as `aloe.main
---cpu_devices` does in training (XLA:CPU runs a convolution on about one thread).
+--cpu_devices` does in training (XLA:CPU runs a convolution on about one thread);
+`--microbatches K` computes each device's gradient in K equal parts, as
+`train.microbatches` does (small parts keep the activations in cache).
 
 FLOPs are XLA's count (`jax.jit(f).lower(...).cost_analysis()["flops"]`, the
 program before optimisation): convolutions and matmuls as 2 per multiply-add
@@ -31,7 +33,7 @@ The count is always that of the float32 model with XLA's convolutions (the
 same work.
 
 Full run (a few minutes on 2 otherwise idle cores; longer when the machine is shared):
-  python benchmarks/monet.py [--with_torch] [--cpu_devices 2]
+  python benchmarks/monet.py [--with_torch] [--cpu_devices 2] [--microbatches 8]
 Smoke run:
   python benchmarks/monet.py --batch 4 --steps 1 --extract_steps 1
 """
@@ -46,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from aloe import gradients
 from aloe import parallel
 from aloe.models import conv
 from aloe.models import monet
@@ -76,24 +79,45 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cpu_devices", type=int, default=0,
                         help="split the CPU into this many JAX devices and the batch among "
                              "them (aloe.parallel.split_cpu; 0: JAX's default, one)")
+    parser.add_argument("--microbatches", type=int, default=1,
+                        help="compute each device's gradient in this many equal parts "
+                             "(aloe.gradients, train.microbatches)")
     parser.add_argument("--with_torch", action="store_true",
                         help="also time a PyTorch MONet of the same sizes")
     return parser.parse_args()
 
 
-def make_train_step(model: monet.MONet, tx: optax.GradientTransformation) -> Callable[..., Any]:
-    """`(params, opt_state, images, step) -> (params, opt_state, loss)`, not yet jitted."""
+def make_train_step(model: monet.MONet, tx: optax.GradientTransformation,
+                    microbatches: int = 1) -> Callable[..., Any]:
+    """`(params, opt_state, images, step) -> (params, opt_state, loss)`, not yet jitted.
+
+    With `microbatches` > 1 the gradient is computed in that many equal parts of
+    the batch on each device (`aloe.gradients`, as `train.microbatches` does).
+    """
+
+    def loss_fn(params, images, rng):
+        """The scalar MONet loss of `images` under `params` (no auxiliary outputs)."""
+        outputs = model.apply({"params": params}, images, deterministic=False,
+                              rngs={"sample": rng})
+        return monet.monet_loss(outputs, images, **model.loss_hyperparameters)[0], ()
+
+    grad_fn = gradients.value_and_grad_in_parts(loss_fn, microbatches)
+
+    def per_device(params, images, rng):
+        """This device's rows, in parts; the loss and gradients averaged over devices."""
+        (loss, _), grads = grad_fn(params, images, rng)
+        return jax.lax.pmean((loss, grads), parallel.AXIS)
 
     def train_step(params, opt_state, images, step):
         """Forward with sampled latents, MONet loss, backward and an RMSProp update."""
-
-        def loss_fn(params):
-            """The scalar MONet loss of `images` under `params`."""
-            outputs = model.apply({"params": params}, images, deterministic=False,
-                                  rngs={"sample": jax.random.fold_in(jax.random.key(0), step)})
-            return monet.monet_loss(outputs, images, **model.loss_hyperparameters)[0]
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
+        rng = jax.random.fold_in(jax.random.key(0), step)
+        if microbatches == 1:  # The whole program, partitioned over the devices by XLA.
+            (loss, _), grads = grad_fn(params, images, rng)
+        else:  # Parts of each device's rows, as the training system cuts them.
+            loss, grads = jax.shard_map(
+                per_device, mesh=parallel.make_mesh(), check_vma=False,
+                in_specs=(parallel.REPLICATED, parallel.SHARDED, parallel.REPLICATED),
+                out_specs=parallel.REPLICATED)(params, images, rng)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -150,7 +174,8 @@ def main() -> None:
     num_params = sum(leaf.size for leaf in jax.tree.leaves(params))
     print(f"config: slots={args.slots} latent_dim={args.latent_dim} image={args.image_size} "
           f"batch={args.batch} params={num_params} dtype={jnp.dtype(model.dtype).name} "
-          f"conv={args.conv_formulation} devices={jax.devices()}")
+          f"conv={args.conv_formulation} microbatches={args.microbatches} "
+          f"devices={jax.devices()}")
     tx = optax.rmsprop(1e-4)
     state = {"params": params, "opt_state": tx.init(params)}
 
@@ -165,7 +190,8 @@ def main() -> None:
     images = jax.device_put(images, jax.sharding.NamedSharding(mesh, parallel.SHARDED))
     state = parallel.replicate(state, mesh)
     train_step, compile_time = compile_timed(
-        make_train_step(model, tx), state["params"], state["opt_state"], images, 0)
+        make_train_step(model, tx, args.microbatches), state["params"], state["opt_state"],
+        images, 0)
 
     def run_train(i):
         """Training step `i`; updates `state` and returns the loss."""

@@ -64,6 +64,7 @@ def get_config(arg: str = "transformer") -> ml_collections.ConfigDict:
     config.train.steps = 60_000      # The paper's steps to converge.
     config.train.static_batch = 4    # Global static-camera videos per step.
     config.train.moving_batch = 4    # Global moving-camera videos per step.
+    config.train.microbatches = 1    # Parts each device's batch is computed in (aloe.gradients).
     config.train.l1_loss_weight = 1.0  # Weight of the expected-L1 loss ("Ours (with L1
                                        # loss)"); the paper does not give it; 0 = CE only.
     config.train.permute_slots = True  # Random slot order per video (training only).

@@ -74,6 +74,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.steps = 200_000
     config.train.descriptive_batch = 4   # Global descriptive sub-batch.
     config.train.mc_batch = 4            # Global multiple-choice sub-batch (questions).
+    config.train.microbatches = 1        # Parts each device's batch is computed in
+                                         # (aloe.gradients).
     config.train.permute_slots = True    # Random slot order per example (training only).
     config.train.log_every = 100
     config.train.checkpoint_every = 5000

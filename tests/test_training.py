@@ -34,12 +34,12 @@ def make_config(root, **overrides):
     return config
 
 
-def _one_step(config, devices, batch, params=None):
+def _one_step(config, devices, batch, params=None, microbatches=1):
     task = tasks.build(config)
     mesh = parallel.make_mesh(devices)
     tx = train.make_optimizer(config.optimizer, config.train.steps)
     state = train.init_state(task, tx, config.seed)
-    step = parallel.data_parallel(train.make_train_step(task, tx, config.seed), mesh,
+    step = parallel.data_parallel(train.make_train_step(task, tx, config.seed, microbatches), mesh,
                                   in_specs=(parallel.REPLICATED, parallel.SHARDED),
                                   out_specs=(parallel.REPLICATED, parallel.REPLICATED))
     state, metrics = step(parallel.replicate(state, mesh), parallel.shard_batch(batch, mesh))
@@ -71,6 +71,18 @@ def test_data_parallel_step_matches_one_device_and_pmap(toy_root):
     np.testing.assert_allclose(pmetrics["grad_norm"][0], metrics4["grad_norm"], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(jax.device_get(pstate.params)), jax.tree.leaves(params4)):
         np.testing.assert_allclose(a[0], b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_step_in_microbatches_matches_the_whole_batch(toy_root):
+    # Each device's batch in equal parts (aloe.gradients): the same gradient and step.
+    config = make_config(toy_root, **{"model.dropout_rate": 0.0, "train.permute_slots": False})
+    batch = tasks.build(config).train_batch(0)
+    whole, whole_metrics, _, _ = _one_step(config, jax.devices()[:2], batch)
+    parts, parts_metrics, _, _ = _one_step(config, jax.devices()[:2], batch, microbatches=2)
+    for name in ("loss", "grad_norm", "descriptive_accuracy"):
+        np.testing.assert_allclose(parts_metrics[name], whole_metrics[name], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(parts), jax.tree.leaves(whole)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_train_step_changes_parameters_and_reports_metrics(toy_root):
