@@ -23,7 +23,8 @@ from typing import Any, Optional, Sequence
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Parts in reading order; a study's parts not named here follow in sorted order.
 PART_ORDER = ("fraction_1.0", "fraction_0.5", "pixels", "table1_fraction_1.0",
-              "table1_fraction_0.5", "slots", "masking", "counterfactual")
+              "table1_fraction_0.5", "auxiliary_weight_1.0", "slots", "masking",
+              "counterfactual")
 COLUMNS = (("descriptive", "descriptive"),
            ("explanatory_per_option", "explanatory / option"),
            ("explanatory_per_question", "explanatory / question"),
