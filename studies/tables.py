@@ -7,8 +7,9 @@ written by `aloe.study`. For each study this prints one Markdown table of every
 finished run of every part (mean ± sample standard deviation over finished
 seeds), with the part's answer prior where it has one, per CLEVRER question type
 (descriptive; explanatory, predictive and counterfactual per option and per
-question); a part without CLEVRER metrics (CATER's top-1 / top-5 / L1 and their
-splits) follows in a table of its own columns. With `--readme` it also
+question); parts with CATER's metrics follow in a table of top-1 / top-5 / L1 and
+their split by where the snitch is at the end, and any other part in a table of
+its own columns. With `--readme` it also
 replaces the text between the `<!-- table:{study}:begin -->` and
 `<!-- table:{study}:end -->` lines of that file for every study the file marks,
 so the README never holds a hand-typed result.
@@ -25,13 +26,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PART_ORDER = ("fraction_1.0", "fraction_0.5", "pixels", "table1_fraction_1.0",
               "table1_fraction_0.5", "auxiliary_weight_1.0", "slots", "masking",
               "counterfactual")
-COLUMNS = (("descriptive", "descriptive"),
-           ("explanatory_per_option", "explanatory / option"),
-           ("explanatory_per_question", "explanatory / question"),
-           ("predictive_per_option", "predictive / option"),
-           ("predictive_per_question", "predictive / question"),
-           ("counterfactual_per_option", "counterfactual / option"),
-           ("counterfactual_per_question", "counterfactual / question"))
+CLEVRER_COLUMNS = (("descriptive", "descriptive"),
+                   ("explanatory_per_option", "explanatory / option"),
+                   ("explanatory_per_question", "explanatory / question"),
+                   ("predictive_per_option", "predictive / option"),
+                   ("predictive_per_question", "predictive / question"),
+                   ("counterfactual_per_option", "counterfactual / option"),
+                   ("counterfactual_per_question", "counterfactual / question"))
+# CATER: all videos, then split by where the snitch is at the end (aloe.study --split_by).
+CATER_COLUMNS = (("top1", "top-1"), ("top5", "top-5"), ("l1", "L1"),
+                 ("top1_snitch_contained_at_end", "top-1, snitch contained at the end"),
+                 ("top1_not_snitch_contained_at_end", "top-1, not contained"),
+                 ("l1_snitch_contained_at_end", "L1, contained"),
+                 ("l1_not_snitch_contained_at_end", "L1, not contained"))
+# A part goes in the table of the first set that has one of its metrics.
+COLUMN_SETS = (CLEVRER_COLUMNS, CATER_COLUMNS)
 PRIOR = "answer prior"
 
 
@@ -78,14 +87,14 @@ def _header(titles: Sequence[str]) -> list[str]:
 def table(study: str, root: str = HERE) -> str:
     """The Markdown tables of `root/study`'s finished runs, each part's prior after its runs.
 
-    Parts with CLEVRER metrics share one table of `COLUMNS`; any other part (e.g.
-    CATER's top-1 / top-5 / L1) gets a table of its own with its results' columns.
+    Parts are grouped in one table per column set (`COLUMN_SETS`: CLEVRER's
+    question types, CATER's top-1 / top-5 / L1 and their split); a part with none
+    of those metrics gets a table of its own results' columns.
     """
     directory = os.path.join(root, study)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory}: no such study directory.")
-    clevrer_keys = [key for key, _ in COLUMNS]
-    clevrer = _header([title for _, title in COLUMNS])
+    grouped: list[list[str]] = [_header([title for _, title in c]) for c in COLUMN_SETS]
     others = []
     for part in _parts(directory):
         path = os.path.join(directory, part, "results.json")
@@ -93,16 +102,19 @@ def table(study: str, root: str = HERE) -> str:
             summary = json.load(f)
         try:
             metrics = {key for row in summary["runs"] for key in row["metrics"]}
-            if metrics & set(clevrer_keys):
-                clevrer += _rows(part, summary, clevrer_keys)
+            for lines, columns in zip(grouped, COLUMN_SETS):
+                keys = [key for key, _ in columns]
+                if metrics & set(keys):
+                    lines += _rows(part, summary, keys)
+                    break
             else:
                 columns = list(summary["columns"])
                 others.append("\n".join(_header(columns) + _rows(part, summary, columns)))
         except (KeyError, TypeError) as err:
             raise ValueError(f"{path}: field {err} is missing or malformed "
                              "(expected aloe.study's results.json).") from None
-    tables = (["\n".join(clevrer)] if len(clevrer) > 2 or not others else []) + others
-    return "\n\n".join(tables) + "\n"
+    tables = ["\n".join(lines) for lines in grouped if len(lines) > 2] + others
+    return "\n\n".join(tables or ["\n".join(grouped[0])]) + "\n"
 
 
 def replace_between_markers(path: str, study: str, content: str) -> None:

@@ -41,21 +41,25 @@ def test_tables_follow_the_results_files_and_fill_the_readme(tmp_path):
     assert "\n".join(lines) in text
 
 
-def test_a_part_without_clevrer_metrics_gets_a_table_of_its_own_columns(tmp_path):
+def test_cater_parts_and_other_parts_get_tables_of_their_own(tmp_path):
     _write(tmp_path / "demo" / "fraction_1.0", [_run("a", [0], [0.5])])
-    cater = tmp_path / "demo" / "cater"
-    cater.mkdir(parents=True)
-    (cater / "results.json").write_text(json.dumps({"columns": ["top1", "l1"], "runs": [
-        {"name": "full", "seeds": [0, 1], "finished_seeds": [0],
-         "metrics": {"top1": {"mean": 0.75, "std": None}, "l1": {"mean": 1.5, "std": None}}},
-        {"name": "answer prior", "seeds": [], "finished_seeds": [],
-         "metrics": {"top1": {"mean": 0.125, "std": None}}}]}))
-    clevrer, other = tables.table("demo", str(tmp_path)).rstrip("\n").split("\n\n")
+    for part, metrics in (("cater", {"top1": 0.75, "l1": 1.5}), ("other", {"speed": 2.0})):
+        (tmp_path / "demo" / part).mkdir(parents=True)
+        (tmp_path / "demo" / part / "results.json").write_text(json.dumps({
+            "columns": sorted(metrics), "runs": [
+                {"name": "full", "seeds": [0, 1], "finished_seeds": [0],
+                 "metrics": {k: {"mean": v, "std": None} for k, v in metrics.items()}},
+                {"name": "answer prior", "seeds": [], "finished_seeds": [],
+                 "metrics": {min(metrics): {"mean": 0.125, "std": None}}}]}))
+    clevrer, cater, other = tables.table("demo", str(tmp_path)).rstrip("\n").split("\n\n")
     assert clevrer.splitlines()[2].startswith("| fraction_1.0 | a | 1/1 | 0.500 |")
     assert len(clevrer.splitlines()) == 3
-    assert other.splitlines() == ["| part | run | seeds | top1 | l1 |", "|---|---|---|---|---|",
-                                  "| cater | full | 1/2 | 0.750 | 1.500 |",
-                                  "| cater | answer prior | – | 0.125 | – |"]
+    cater = cater.splitlines()
+    assert cater[0].startswith("| part | run | seeds | top-1 | top-5 | L1 | top-1, snitch")
+    assert cater[2] == "| cater | full | 1/2 | 0.750 | – | 1.500 | – | – | – | – |"
+    assert cater[3] == "| cater | answer prior | – | – | – | 0.125 | – | – | – | – |"
+    assert other.splitlines()[0] == "| part | run | seeds | speed |"
+    assert other.splitlines()[2] == "| other | full | 1/2 | 2.000 |"
 
 
 def test_a_malformed_results_file_is_named(tmp_path):
