@@ -218,7 +218,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict[str, 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.set_verbosity(logging.INFO)  # The train loops' progress lines.
     from aloe import reporting  # pylint: disable=g-import-not-at-top
     reporting.configure_logging(show_libraries=_LOG_LIBRARIES.value)

@@ -100,7 +100,6 @@ def _hide_accelerators_from_tensorflow():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from aloe import reporting  # pylint: disable=g-import-not-at-top
     reporting.configure_logging(show_libraries=_LOG_LIBRARIES.value)
     _start_jax()

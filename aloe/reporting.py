@@ -2,8 +2,10 @@
 
 - `configure_logging`: the one place that sets how chatty the libraries are.
   Their INFO lines (orbax's per-checkpoint lines, tfds's dataset lines, clu's
-  metric echoes) are dropped unless `show_libraries`; their warnings and errors,
-  and every line of this project (`aloe`, `configs`, the running script), stay.
+  metric echoes, TensorFlow's native start-up lines) are dropped unless
+  `show_libraries`; their warnings and errors, and every line of this project
+  (`aloe`, `configs`, the running script), stay. This module imports
+  TensorFlow only when a writer is made, so an entry point can call it first.
 - `create_writer`: the metric writer of a workdir. Scalars are stored as classic
   `simple_value` summaries, which `EventAccumulator.Scalars()` returns and which
   TensorBoard's scalar dashboard shows; images as usual. No console echo: the
@@ -12,14 +14,16 @@
   evaluation, at most one every `every_seconds`.
 """
 
+import functools
 import logging as std_logging
 import os
 import time
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from absl import logging
-from clu import metric_writers
-from clu.metric_writers import summary_writer
+
+if TYPE_CHECKING:
+    from clu import metric_writers
 
 _PROJECT_DIRS = tuple(
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name) + os.sep
@@ -39,14 +43,26 @@ _FILTER = _LibraryInfoFilter()
 # absl's logger carries the absl.logging calls of every library (orbax, clu, tfds);
 # the others log through the standard module.
 _LIBRARY_LOGGERS = ("orbax", "jax", "tensorflow", "tensorflow_datasets", "etils", "absl.flags")
+# TensorFlow's C++ lines at import: TF_CPP_MIN_LOG_LEVEL=2 keeps its warnings and
+# hides its INFO lines, except that TensorFlow 2.21 prints its oneDNN notice at any
+# level. The notice comes with TensorFlow's oneDNN kernels, which this project's use
+# of TensorFlow (tf.data decoding, reading TF checkpoints) does not need: they are off.
+_QUIET_TENSORFLOW_CPP = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+_TENSORFLOW_OPTIONS = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
 def configure_logging(show_libraries: bool = False) -> None:
     """Hides (or with `show_libraries` shows) the libraries' INFO chatter.
 
     Lines of this project's modules keep absl's verbosity (`--verbosity`), so
-    progress stays visible while orbax and tfds are quiet.
+    progress stays visible while orbax and tfds are quiet. TensorFlow's native
+    lines follow its environment variables (set here where not set already), so
+    they are quiet only when TensorFlow is imported after this call, as the entry
+    points do.
     """
+    for name, value in {**_TENSORFLOW_OPTIONS,
+                        **({} if show_libraries else _QUIET_TENSORFLOW_CPP)}.items():
+        os.environ.setdefault(name, value)
     absl_logger = std_logging.getLogger("absl")
     absl_logger.removeFilter(_FILTER)
     if not show_libraries:
@@ -56,28 +72,36 @@ def configure_logging(show_libraries: bool = False) -> None:
             std_logging.NOTSET if show_libraries else std_logging.WARNING)
 
 
-class ScalarSummaryWriter(summary_writer.SummaryWriter):
+@functools.cache
+def _scalar_summary_writer() -> type[Any]:
     """clu's TensorFlow summary writer with scalars as classic `simple_value` summaries."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from clu.metric_writers import summary_writer  # pylint: disable=g-import-not-at-top
 
-    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        values = [tf.compat.v1.Summary.Value(tag=tag, simple_value=float(value))
-                  for tag, value in scalars.items()]
-        with self._summary_writer.as_default():
-            tf.summary.experimental.write_raw_pb(
-                tf.compat.v1.Summary(value=values).SerializeToString(), step=step)
+    class ScalarSummaryWriter(summary_writer.SummaryWriter):
+
+        def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+            values = [tf.compat.v1.Summary.Value(tag=tag, simple_value=float(value))
+                      for tag, value in scalars.items()]
+            with self._summary_writer.as_default():
+                tf.summary.experimental.write_raw_pb(
+                    tf.compat.v1.Summary(value=values).SerializeToString(), step=step)
+
+    return ScalarSummaryWriter
 
 
-def create_writer(logdir: Optional[str], *, enabled: bool = True) -> metric_writers.MetricWriter:
-    """The metric writer of a run: TensorBoard events in `logdir`, nothing when disabled.
+def create_writer(logdir: Optional[str], *,
+                  enabled: bool = True) -> "metric_writers.MetricWriter":
+    """The metric writer of a run: TensorBoard events in `logdir`.
 
     Args:
       logdir: the folder of the event files.
-      enabled: False on processes other than 0, which write nothing.
+      enabled: False on processes other than 0, which write nothing (as without `logdir`).
     """
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
     if not enabled or logdir is None:
         return metric_writers.MultiWriter([])
-    return metric_writers.MultiWriter([ScalarSummaryWriter(os.fspath(logdir))])
+    return metric_writers.MultiWriter([_scalar_summary_writer()(os.fspath(logdir))])
 
 
 def format_duration(seconds: float) -> str:

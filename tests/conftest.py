@@ -22,6 +22,7 @@ os.environ["XLA_FLAGS"] = (
     " --xla_cpu_collective_call_warn_stuck_timeout_seconds=300 " + COMPILE_FLAGS
 ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # As aloe.reporting.configure_logging.
 # One directory for the whole test session, shared by pytest-xdist's workers (they
 # inherit this environment from the process that loads this file first) and by
 # every subprocess: it holds one JAX compilation cache (many tests compile the same

@@ -15,6 +15,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from aloe import release
+from aloe import reporting
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
@@ -28,7 +29,7 @@ flags.mark_flags_as_required(["checkpoint", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    reporting.configure_logging()
     release.convert(_CHECKPOINT.value, _WORKDIR.value, _CONFIG.value)
 
 
