@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import av
 import numpy as np
@@ -257,6 +259,34 @@ def test_bad_videos_raise_naming_the_file(tmp_path, clevrer_root):
                          (tmp_path / "absent.mp4", "video file not found")):
         with pytest.raises(video_frames.VideoError, match=f"{re.escape(str(path))}: ({reason})"):
             video_frames.decode_video(path, 64, 128)
+
+
+def test_decoding_closed_from_one_of_its_own_threads(monkeypatch):
+    """An unfinished decoding generator may be finalised on one of its pool's threads."""
+    first_taken, closed = threading.Event(), []
+
+    def fake_decode(path, size, min_frames):
+        del size, min_frames
+        if path == "c":  # Runs on a pool thread while the generator waits at a yield.
+            assert first_taken.wait(60)
+            try:
+                decoded.close()
+                closed.append(None)
+            except Exception as e:  # pylint: disable=broad-except
+                closed.append(e)
+        return np.zeros((1, 2, 2, 3), np.uint8), (2, 2)
+
+    monkeypatch.setattr(video_frames, "decode_video", fake_decode)
+    decoded = video_frames.decode_videos(["a", "b", "c", "d"], 2, 1, threads=2)
+    assert next(decoded)[0] == "a"
+    first_taken.set()
+    for _ in range(600):
+        if closed:
+            break
+        time.sleep(0.1)
+    assert closed == [None]
+    with pytest.raises(StopIteration):
+        next(decoded)
 
 
 def test_builder_raises_on_a_bad_video_or_skips_and_reports_it(tmp_path, clevrer_root):

@@ -187,7 +187,8 @@ def decode_videos(paths: Iterable[str], size: int, min_frames: int, threads: int
         except VideoError as err:
             return err, (0, 0)
 
-    with futures.ThreadPoolExecutor(max(1, threads)) as pool:
+    pool = futures.ThreadPoolExecutor(max(1, threads))
+    try:
         pending: collections.deque = collections.deque()
         for path in paths:
             pending.append((path, pool.submit(work, path)))
@@ -197,6 +198,10 @@ def decode_videos(paths: Iterable[str], size: int, min_frames: int, threads: int
         while pending:
             path_done, future = pending.popleft()
             yield (path_done, *future.result())
+    finally:
+        # Not waiting: a generator left unfinished is closed by whichever thread
+        # finalises it, possibly one of this pool's, which cannot join itself.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 class BadVideoReport:
