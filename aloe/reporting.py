@@ -43,12 +43,19 @@ _FILTER = _LibraryInfoFilter()
 # absl's logger carries the absl.logging calls of every library (orbax, clu, tfds);
 # the others log through the standard module.
 _LIBRARY_LOGGERS = ("orbax", "jax", "tensorflow", "tensorflow_datasets", "etils", "absl.flags")
-# TensorFlow's C++ lines at import: TF_CPP_MIN_LOG_LEVEL=2 keeps its warnings and
-# hides its INFO lines, except that TensorFlow 2.21 prints its oneDNN notice at any
-# level. The notice comes with TensorFlow's oneDNN kernels, which this project's use
-# of TensorFlow (tf.data decoding, reading TF checkpoints) does not need: they are off.
-_QUIET_TENSORFLOW_CPP = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-_TENSORFLOW_OPTIONS = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def set_tensorflow_environment(quiet: bool = True) -> None:
+    """Sets TensorFlow's environment variables where unset; effective before it is imported.
+
+    TensorFlow's oneDNN kernels are off: this project's use of TensorFlow (tf.data
+    decoding, reading TF checkpoints) does not need them, and TensorFlow 2.21
+    prints a notice about them at any log level. With `quiet`, its C++ INFO lines
+    are hidden too (`TF_CPP_MIN_LOG_LEVEL=2`; its warnings stay).
+    """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    if quiet:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def configure_logging(show_libraries: bool = False) -> None:
@@ -56,13 +63,10 @@ def configure_logging(show_libraries: bool = False) -> None:
 
     Lines of this project's modules keep absl's verbosity (`--verbosity`), so
     progress stays visible while orbax and tfds are quiet. TensorFlow's native
-    lines follow its environment variables (set here where not set already), so
-    they are quiet only when TensorFlow is imported after this call, as the entry
-    points do.
+    lines follow `set_tensorflow_environment`, so they are quiet only when
+    TensorFlow is imported after this call, as the entry points do.
     """
-    for name, value in {**_TENSORFLOW_OPTIONS,
-                        **({} if show_libraries else _QUIET_TENSORFLOW_CPP)}.items():
-        os.environ.setdefault(name, value)
+    set_tensorflow_environment(quiet=not show_libraries)
     absl_logger = std_logging.getLogger("absl")
     absl_logger.removeFilter(_FILTER)
     if not show_libraries:

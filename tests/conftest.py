@@ -5,6 +5,8 @@ import os
 import shutil
 import tempfile
 
+from aloe import reporting  # Imports neither JAX nor TensorFlow.
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The 4 CPU devices are threads of one process; on a loaded 2-core machine a
 # thread can reach a collective much later than the others, and XLA's default
@@ -21,8 +23,7 @@ os.environ["XLA_FLAGS"] = (
     " --xla_cpu_collective_call_terminate_timeout_seconds=1200"
     " --xla_cpu_collective_call_warn_stuck_timeout_seconds=300 " + COMPILE_FLAGS
 ).strip()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # As aloe.reporting.configure_logging.
+reporting.set_tensorflow_environment()  # Before any test imports TensorFlow.
 # One directory for the whole test session, shared by pytest-xdist's workers (they
 # inherit this environment from the process that loads this file first) and by
 # every subprocess: it holds one JAX compilation cache (many tests compile the same

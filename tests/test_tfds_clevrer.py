@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 
 import av
 import numpy as np
@@ -263,7 +262,8 @@ def test_bad_videos_raise_naming_the_file(tmp_path, clevrer_root):
 
 def test_decoding_closed_from_one_of_its_own_threads(monkeypatch):
     """An unfinished decoding generator may be finalised on one of its pool's threads."""
-    first_taken, closed = threading.Event(), []
+    first_taken, tried = threading.Event(), threading.Event()
+    closed = []
 
     def fake_decode(path, size, min_frames):
         del size, min_frames
@@ -274,16 +274,14 @@ def test_decoding_closed_from_one_of_its_own_threads(monkeypatch):
                 closed.append(None)
             except Exception as e:  # pylint: disable=broad-except
                 closed.append(e)
+            tried.set()
         return np.zeros((1, 2, 2, 3), np.uint8), (2, 2)
 
     monkeypatch.setattr(video_frames, "decode_video", fake_decode)
     decoded = video_frames.decode_videos(["a", "b", "c", "d"], 2, 1, threads=2)
     assert next(decoded)[0] == "a"
     first_taken.set()
-    for _ in range(600):
-        if closed:
-            break
-        time.sleep(0.1)
+    assert tried.wait(60)
     assert closed == [None]
     with pytest.raises(StopIteration):
         next(decoded)
