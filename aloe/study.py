@@ -9,8 +9,9 @@ seed S trains and evaluates in its own workdir `{out}/NAME/seed_S`, through
 `python -m aloe.main --mode=train` in a subprocess (`aloe.train.train`, then
 `aloe.evaluate.evaluate` of the final parameters), so every run starts with
 clean absl flags and JAX devices. `--override key=value` becomes
-`--config.key=value` of every run; the seed becomes `--config.seed=S`. A run's
-console output goes to `{workdir}/study.log`.
+`--config.key=value` of every run; the seed becomes `--config.seed=S`;
+`--cpu_devices N` is passed on to every run. A run's console output goes to
+`{workdir}/study.log`.
 
 `--only NAME[:SEED],...` runs a part of the study (the results still list
 every run, unfinished seeds counted as such). Resuming: a run whose evaluation file `eval_{eval.split}_{train.steps}.json`
@@ -134,7 +135,7 @@ def load_config(config: str, overrides: Sequence[tuple[str, str]]) -> Any:
 
 
 def plan(out: str, runs: Sequence[tuple[str, str]], overrides: Sequence[tuple[str, str]],
-         seeds: Sequence[int]) -> list[Run]:
+         seeds: Sequence[int], cpu_devices: int = 0) -> list[Run]:
     """Every (run, seed) of a study, its config checked, in order.
 
     Args:
@@ -142,6 +143,7 @@ def plan(out: str, runs: Sequence[tuple[str, str]], overrides: Sequence[tuple[st
       runs: `(name, config)` pairs, config `PATH[:arg]`.
       overrides: `(key, value)` pairs applied to every run.
       seeds: the seeds of every run.
+      cpu_devices: `aloe.main --cpu_devices` of every run (0: not given, JAX's default).
 
     Raises:
       ValueError: a repeated name, a config that does not load with the
@@ -161,7 +163,8 @@ def plan(out: str, runs: Sequence[tuple[str, str]], overrides: Sequence[tuple[st
             eval_file = os.path.join(workdir,
                                      f"eval_{loaded.eval.split}_{loaded.train.steps}.json")
             args = (f"--config={config}", f"--workdir={workdir}", "--mode=train",
-                    f"--config.seed={seed}", *[f"--config.{k}={v}" for k, v in overrides])
+                    f"--config.seed={seed}", *[f"--config.{k}={v}" for k, v in overrides],
+                    *([f"--cpu_devices={cpu_devices}"] if cpu_devices else []))
             labels_file = ""
             if loaded.task == "cater":
                 labels_file = os.path.join(os.path.abspath(loaded.data.root),
@@ -351,6 +354,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="Config override for every run, e.g. train.steps=100 (repeatable).")
     parser.add_argument("--seeds", default="0", help="Comma-separated seeds, e.g. 0,1,2.")
+    parser.add_argument("--cpu_devices", type=int, default=0,
+                        help="aloe.main --cpu_devices of every run (0: JAX's default); on "
+                             "2 cores the object-state rows train 1.4x faster as 2 devices.")
     parser.add_argument("--dry_run", action="store_true", help="Print the commands only.")
     parser.add_argument("--only", default="",
                         help="Run only these runs (comma-separated NAME or NAME:SEED); the "
@@ -366,7 +372,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError:
         parser.error(f"--seeds {args.seeds!r}: expected comma-separated integers.")
     runs = plan(args.out, [_parse_run(r) for r in args.run],
-                [_parse_override(o) for o in args.override], seeds)
+                [_parse_override(o) for o in args.override], seeds, args.cpu_devices)
     only = {item.strip() for item in args.only.split(",") if item.strip()}
     failed = []
     for index, run in enumerate(runs, start=1):

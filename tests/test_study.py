@@ -60,7 +60,11 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path, capsys):
     assert "mlp seed 3" in lines[3] and "--config.seed=3" in lines[3]
     assert f"--workdir={out}/mlp/seed_3" in lines[3] and "--config.train.steps=7" in lines[3]
     assert f"--config={ABLATIONS}:mlp,test" in lines[3]
+    assert not any("--cpu_devices" in line for line in lines)  # Not given: JAX's default.
     assert not out.exists()
+    study.main(["--out", str(out), "--run", f"base={TEST_CONFIG}", "--cpu_devices", "2",
+                "--dry_run"])
+    assert capsys.readouterr().out.strip().endswith("--cpu_devices=2")
     # Every config is loaded with the overrides before anything runs.
     with pytest.raises(ValueError, match="configs/test.py"):
         study.main(["--out", str(out), "--run", f"base={TEST_CONFIG}",
