@@ -351,6 +351,16 @@ def test_commands_show_their_required_flags_and_refuse_to_run_without_frames():
                                   "/nonexistent", "valid", 10000, None)
 
 
+def test_commands_load_tensorflow_only_after_setting_its_environment():
+    # Importing the commands must not load TensorFlow: their main sets its environment
+    # (reporting.configure_logging) first, so its native start-up lines stay hidden.
+    code = ("import sys, aloe.analysis.attention, aloe.analysis.predicted_frames, aloe.study; "
+            "print(sorted(m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=300, cwd=REPO, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert shown.stdout.strip() == "[]", shown.stderr[-2000:]
+
+
 def test_load_scene_reads_the_question_and_evenly_spaced_latents(tmp_path):
     root = tmp_path / "store"
     toy_latents.write_toy_dataset(root, num_train=1, num_valid=1, seed=0)

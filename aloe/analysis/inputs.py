@@ -29,8 +29,6 @@ import jax.numpy as jnp
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from aloe.data import latents as latents_lib
 from aloe.data import questions as questions_lib
@@ -151,7 +149,13 @@ def tfds_video(data: ml_collections.ConfigDict, split: str, scene: int) -> np.nd
     latent-store split ('valid' reads tfds 'validation'). Only the matching
     video's frames are decoded.
     """
-    from aloe.tasks import monet as monet_task  # pylint: disable=g-import-not-at-top
+    # pylint: disable=g-import-not-at-top
+    # Imported here, so that the commands set TensorFlow's environment before it loads.
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from aloe.tasks import monet as monet_task
+    # pylint: enable=g-import-not-at-top
     builder = monet_task.open_builder(data)
     features = builder.info.features
     examples = builder.as_dataset(
