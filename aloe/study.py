@@ -40,9 +40,9 @@ predictions file and `{data.root}/{eval.split}_labels.json`.
 import argparse
 import dataclasses
 import json
-import math
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -269,20 +269,10 @@ def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
         columns.update(prior)
     for row in rows.values():
         values = row.pop("values")
-        row["metrics"] = {key: {"mean": _mean(v), "std": _std(v), "values": v}
+        row["metrics"] = {key: {"mean": statistics.fmean(v),
+                                "std": statistics.stdev(v) if len(v) > 1 else None, "values": v}
                           for key, v in values.items()}
     return {"columns": _ordered_metrics(columns), "runs": list(rows.values())}
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _std(values: Sequence[float]) -> Optional[float]:
-    if len(values) < 2:
-        return None
-    mean = _mean(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 _TYPES = ("descriptive", "explanatory", "predictive", "counterfactual")
