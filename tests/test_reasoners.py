@@ -147,3 +147,22 @@ def test_factory_builds_the_parts_of_a_config():
     assert model.entity_encoder.widths == (4, 8, 8, 8)
     assert model.input_kind() == entities.FRAMES
     assert model.entities_per_frame((64, 64, 3)) == 16
+
+
+@pytest.mark.parametrize("name", ["transformer", "hierarchical"])
+def test_attention_reasoners_compute_in_bfloat16_close_to_float32(name):
+    sizes = dict(latent_dim=D, num_heads=HEADS, num_layers=2, mlp_dim=8, dropout_rate=0.0)
+    f32 = factory.build_reasoner({"name": name}, **sizes, dtype="float32")
+    bf16 = factory.build_reasoner({"name": name}, **sizes, dtype="bfloat16")
+    tokens, mask = tokens_and_mask(2)
+    params, (cls32, objects32) = apply(f32, tokens, mask)
+    cls16, objects16 = bf16.apply(params, tokens, mask, LAYOUT, deterministic=True)
+    jaxpr = str(jax.make_jaxpr(lambda p: bf16.apply(p, tokens, mask, LAYOUT,
+                                                    deterministic=True))(params))
+    assert "bf16[" in jaxpr  # The transformers' matmuls take bfloat16 operands.
+    for exact, approx in ((cls32, cls16), (objects32, objects16)):
+        assert approx.dtype == jnp.float32
+        # bfloat16's 8 significand bits, through two blocks: a few percent of the scale.
+        assert np.max(np.abs(approx - exact)) < 0.05 * np.max(np.abs(exact))
+    with pytest.raises(ValueError, match=r"'mlp' reasoner computes in float32 only"):
+        factory.build_reasoner({"name": "mlp"}, **sizes, dtype="bfloat16")

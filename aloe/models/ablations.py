@@ -24,7 +24,7 @@ reasoner interface that `ALOE` and `ALOECater` read; configs/ablations.py holds
 the rows.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -111,6 +111,8 @@ class HierarchicalReasoner(nn.Module):
       learned_cls: True: the module has its own CLS vector `cls_token [width]`
         and `__call__` must get `cls=None`; False: the caller passes the CLS.
       attention_chains: see `transformer.RelativeMultiHeadAttention`.
+      dtype: the compute dtype of both transformers (`aloe.models.precision`); the
+        frame projection and the outputs stay float32.
     """
     num_layers_frame: int = 13
     num_layers_video: int = 13
@@ -121,6 +123,7 @@ class HierarchicalReasoner(nn.Module):
     frame_summary: str = "words_and_objects"
     learned_cls: bool = False
     attention_chains: Optional[int] = None
+    dtype: Any = jnp.float32
 
     def setup(self):
         """Declares the two transformers, the frame projection and the CLS."""
@@ -131,13 +134,13 @@ class HierarchicalReasoner(nn.Module):
         self.frame_transformer = transformer.RelativeTransformer(
             num_layers=self.num_layers_frame, num_heads=self.num_heads, head_dim=self.head_dim,
             mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate,
-            attention_chains=self.attention_chains)
+            attention_chains=self.attention_chains, dtype=self.dtype)
         self.frame_norm = nn.LayerNorm()
         self.frame_projection = nn.Dense(width)
         self.video_transformer = transformer.RelativeTransformer(
             num_layers=self.num_layers_video, num_heads=self.num_heads, head_dim=self.head_dim,
             mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate,
-            attention_chains=self.attention_chains)
+            attention_chains=self.attention_chains, dtype=self.dtype)
         if self.learned_cls:
             # Unit scale, like the projected tokens it sits beside.
             self.cls_token = self.param("cls_token", nn.initializers.normal(1.0), (width,),

@@ -150,10 +150,12 @@ class HierarchicalTransformerReasoner(_ProjectedTokens):
       mlp_dim: feed-forward hidden size of both transformers.
       frame_summary: which stage-1 outputs form a frame vector
         (`ablations.FRAME_SUMMARIES`).
+      dtype: both transformers' compute dtype (`aloe.models.precision`).
     """
     num_layers: int = 26
     mlp_dim: int = 1024
     frame_summary: str = "words_and_objects"
+    dtype: Any = jnp.float32
     kind: ClassVar[str] = "hierarchical"
 
     def setup(self):
@@ -163,7 +165,7 @@ class HierarchicalTransformerReasoner(_ProjectedTokens):
         self.hierarchical_reasoner = ablations.HierarchicalReasoner(
             num_layers_frame=frame_layers, num_layers_video=video_layers,
             num_heads=self.num_heads, head_dim=self.head_dim, mlp_dim=self.mlp_dim,
-            dropout_rate=self.dropout_rate, frame_summary=self.frame_summary,
+            dropout_rate=self.dropout_rate, frame_summary=self.frame_summary, dtype=self.dtype,
             name="hierarchical_reasoner")
 
     def needs_one_layout(self) -> bool:
