@@ -8,13 +8,16 @@
   TensorFlow only when a writer is made, so an entry point can call it first.
 - `create_writer`: the metric writer of a workdir. Scalars are stored as classic
   `simple_value` summaries, which `EventAccumulator.Scalars()` returns and which
-  TensorBoard's scalar dashboard shows; images as usual. No console echo: the
-  loops print their own one line per interval.
+  TensorBoard's scalar dashboard shows; images as usual. The scalars also go, one
+  JSON object per write, to `{logdir}/scalars.jsonl` (`read_scalars` reads it back),
+  a small plain-text record of the learning curves that needs no TensorFlow to
+  read. No console echo: the loops print their own one line per interval.
 - `Progress`: periodic progress lines with rate and ETA for loops such as
   evaluation, at most one every `every_seconds`.
 """
 
 import functools
+import json
 import logging as std_logging
 import os
 import time
@@ -94,9 +97,88 @@ def _scalar_summary_writer() -> type[Any]:
     return ScalarSummaryWriter
 
 
+SCALARS_FILE = "scalars.jsonl"
+
+
+@functools.cache
+def _json_lines_writer() -> type[Any]:
+    """A clu writer that appends each `write_scalars` call to a file as one JSON line."""
+    from clu.metric_writers import interface  # pylint: disable=g-import-not-at-top
+
+    class JsonLinesWriter(interface.MetricWriter):
+        """Scalars as lines `{"step": S, "tag": value, ...}`; other kinds are not kept."""
+
+        def __init__(self, path: str):
+            self._path = path
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+
+        def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+            line = json.dumps({"step": int(step), **{k: float(v) for k, v in scalars.items()}})
+            with open(self._path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+        def write_summaries(self, step, values, metadata=None) -> None:
+            del step, values, metadata
+
+        def write_images(self, step, images) -> None:
+            del step, images
+
+        def write_videos(self, step, videos) -> None:
+            del step, videos
+
+        def write_audios(self, step, audios, *, sample_rate) -> None:
+            del step, audios, sample_rate
+
+        def write_texts(self, step, texts) -> None:
+            del step, texts
+
+        def write_histograms(self, step, arrays, num_buckets=None) -> None:
+            del step, arrays, num_buckets
+
+        def write_hparams(self, hparams) -> None:
+            del hparams
+
+        def flush(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    return JsonLinesWriter
+
+
+def read_scalars(path: str) -> dict[int, dict[str, float]]:
+    """`{step: {tag: value}}` of a `scalars.jsonl`, steps in order.
+
+    A resumed run appends again the steps logged between its checkpoint and the
+    interruption; the later line wins.
+
+    Raises:
+      ValueError: a line that is not a JSON object with an integer "step" (named
+        by file and line).
+    """
+    steps: dict[int, dict[str, float]] = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                step = record.pop("step")
+                if not isinstance(step, int):
+                    raise TypeError(step)
+                values = {tag: float(value) for tag, value in record.items()}
+            except (json.JSONDecodeError, AttributeError, KeyError, TypeError,
+                    ValueError) as err:
+                raise ValueError(f"{path}, line {number}: expected a JSON object of a 'step' "
+                                 f"integer and numbers ({err!r}).") from None
+            steps.setdefault(step, {}).update(values)
+    return dict(sorted(steps.items()))
+
+
 def create_writer(logdir: Optional[str], *,
                   enabled: bool = True) -> "metric_writers.MetricWriter":
-    """The metric writer of a run: TensorBoard events in `logdir`.
+    """The metric writer of a run: TensorBoard events and `scalars.jsonl` in `logdir`.
 
     Args:
       logdir: the folder of the event files.
@@ -105,7 +187,10 @@ def create_writer(logdir: Optional[str], *,
     from clu import metric_writers  # pylint: disable=g-import-not-at-top
     if not enabled or logdir is None:
         return metric_writers.MultiWriter([])
-    return metric_writers.MultiWriter([_scalar_summary_writer()(os.fspath(logdir))])
+    logdir = os.fspath(logdir)
+    return metric_writers.MultiWriter([
+        _scalar_summary_writer()(logdir),
+        _json_lines_writer()(os.path.join(logdir, SCALARS_FILE))])
 
 
 def format_duration(seconds: float) -> str:

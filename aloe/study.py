@@ -20,12 +20,10 @@ from its latest checkpoint. Each workdir records the arguments of its command
 in `study_command.json`; meeting a workdir whose recorded command differs is
 an error (change --out, or remove that workdir).
 
-Results: `{out}/results.json` and `{out}/results.md` have one row per run and
-one column per evaluation metric (the floats of the evaluation file, e.g.
-CLEVRER's `descriptive` and `{type}_per_option` / `{type}_per_question`, or
-CATER's `top1` / `top5` / `l1`), the mean over the finished seeds, with the
-sample standard deviation (ddof = 1) when there are several. `--dry_run`
-prints the commands without running anything.
+Results (`aloe.study_results`): `{out}/results.json` and `{out}/results.md` have
+one row per run and one column per metric, the mean over the finished seeds with
+the sample standard deviation. `--dry_run` prints the commands without running
+anything.
 
 Options for reading the results: `--prior FILE` (a JSON object of metrics, e.g.
 from `aloe.answer_prior`) adds an "answer prior" row beside the runs;
@@ -42,7 +40,6 @@ import dataclasses
 import json
 import os
 import shlex
-import statistics
 import subprocess
 import sys
 import time
@@ -50,19 +47,10 @@ from typing import Any, Optional, Sequence
 
 from absl import flags
 from ml_collections import config_flags
-import numpy as np
 
-from aloe import answer_prior
-from aloe.cater import grid
+from aloe import study_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Metrics first in this order (paper order), then any others alphabetically.
-_METRIC_ORDER = (
-    "descriptive", "explanatory_per_option", "explanatory_per_question",
-    "predictive_per_option", "predictive_per_question", "counterfactual_per_option",
-    "counterfactual_per_question", "multiple_choice_per_option", "multiple_choice_per_question",
-    "overall_per_question", "top1", "top5", "l1")
-_NOT_METRICS = ("step", "split")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,140 +189,6 @@ def execute(run: Run) -> int:
                               check=False).returncode
 
 
-def _ordered_metrics(names: set[str]) -> list[str]:
-    known = [m for m in _METRIC_ORDER if m in names]
-    return known + sorted(names - set(known))
-
-
-def grouped_cater_metrics(run: Run, fields: Sequence[str]) -> dict[str, float]:
-    """top1 / top5 / l1 of a finished CATER run per group of `answer_prior.label_groups`.
-
-    Read from the run's predictions file (`predictions_{split}_{steps}.json`, each
-    video's top-5 cells) and its labels file.
-    """
-    directory, name = os.path.split(run.eval_file)
-    path = os.path.join(directory, "predictions_" + name[len("eval_"):])
-    with open(path, encoding="utf-8") as f:
-        predictions = json.load(f)
-    with open(run.labels_file, encoding="utf-8") as f:
-        entries = json.load(f)
-    missing = [p["name"] for p in predictions if p["name"] not in entries]
-    if missing:
-        raise ValueError(f"{path}: videos {missing[:3]} are not in {run.labels_file}.")
-    names = [p["name"] for p in predictions]
-    # Scores that rank the top-5 cells first, in order; the rest below them.
-    scores = np.zeros((len(predictions), grid.NUM_CELLS))
-    for row, p in enumerate(predictions):
-        scores[row, p["top5"]] = np.arange(len(p["top5"]), 0, -1)
-    labels = np.array([int(p["label"]) for p in predictions])
-    groups = answer_prior.label_groups(entries, names, fields)
-    return {k: v for k, v in answer_prior.split_metrics(scores, labels, groups).items()
-            if any(k.endswith(f"_{f}") for f in fields)}
-
-
-def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
-              split_by: Sequence[str] = ()) -> dict[str, Any]:
-    """Mean and spread of each metric of each run name over its finished seeds.
-
-    Returns:
-      `{'columns': [metric, ...], 'runs': [{'name', 'config', 'seeds',
-      'finished_seeds', 'metrics': {metric: {'mean', 'std', 'values'}}}]}`, run
-      names in their first order; std is the sample standard deviation (ddof =
-      1), None for one seed. With `prior`, a last row named "answer prior"
-      (no seeds) holds its metrics; `split_by` adds the grouped CATER metrics.
-    """
-    rows: dict[str, dict[str, Any]] = {}
-    columns: set[str] = set()
-    for run in runs:
-        row = rows.setdefault(run.name, {"name": run.name, "config": run.config, "seeds": [],
-                                         "finished_seeds": [], "values": {}})
-        row["seeds"].append(run.seed)
-        if not run.finished():
-            continue
-        with open(run.eval_file, encoding="utf-8") as f:
-            results = json.load(f)
-        if split_by:
-            results.update(grouped_cater_metrics(run, split_by))
-        row["finished_seeds"].append(run.seed)
-        for key, value in results.items():
-            if (key in _NOT_METRICS or key.startswith("num_") or isinstance(value, bool)
-                    or not isinstance(value, (int, float))):
-                continue
-            columns.add(key)
-            row["values"].setdefault(key, []).append(float(value))
-    if prior is not None:
-        rows["answer prior"] = {"name": "answer prior", "config": "", "seeds": [],
-                                "finished_seeds": [],
-                                "values": {k: [float(v)] for k, v in prior.items()}}
-        columns.update(prior)
-    for row in rows.values():
-        values = row.pop("values")
-        row["metrics"] = {key: {"mean": statistics.fmean(v),
-                                "std": statistics.stdev(v) if len(v) > 1 else None, "values": v}
-                          for key, v in values.items()}
-    return {"columns": _ordered_metrics(columns), "runs": list(rows.values())}
-
-
-_TYPES = ("descriptive", "explanatory", "predictive", "counterfactual")
-
-
-def markdown_by_type(summary: dict[str, Any]) -> str:
-    """One `markdown_table` per CLEVRER question type, then one of the other metrics."""
-    sections, rest = [], list(summary["columns"])
-    for kind in _TYPES:
-        columns = [c for c in summary["columns"] if c == kind or c.startswith(f"{kind}_")]
-        rest = [c for c in rest if c not in columns]
-        if columns:
-            sections.append(f"### {kind}\n\n" + markdown_table(summary, columns))
-    if rest:
-        sections.append("### other metrics\n\n" + markdown_table(summary, rest))
-    return "\n".join(sections)
-
-
-def markdown_table(summary: dict[str, Any], columns: Optional[Sequence[str]] = None) -> str:
-    """`summary` as a Markdown table: `mean ± std` (or the single value) per cell.
-
-    Args:
-      summary: as `summarize` returns it.
-      columns: the metrics to show (default all, `summary['columns']`).
-    """
-    columns = summary["columns"] if columns is None else list(columns)
-    lines = ["| run | seeds | " + " | ".join(columns) + " |",
-             "|---|---|" + "---|" * len(columns)]
-    for row in summary["runs"]:
-        cells = []
-        for column in columns:
-            metric = row["metrics"].get(column)
-            if metric is None:
-                cells.append("–")
-            elif metric["std"] is None:
-                cells.append(f"{metric['mean']:.4f}")
-            else:
-                cells.append(f"{metric['mean']:.4f} ± {metric['std']:.4f}")
-        seeds = f"{len(row['finished_seeds'])}/{len(row['seeds'])}" if row["seeds"] else "–"
-        lines.append(f"| {row['name']} | {seeds} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def write_results(out: str, runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
-                  split_by: Sequence[str] = (), tables: str = "wide") -> dict[str, Any]:
-    """Writes `{out}/results.json` and `{out}/results.md`; returns the summary.
-
-    Args:
-      out: the study folder.
-      runs: the planned runs (unfinished ones count as unfinished seeds).
-      prior, split_by: as in `summarize`.
-      tables: "wide" (one table) or "by_type" (`markdown_by_type`).
-    """
-    summary = summarize(runs, prior, split_by)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
-    with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
-        f.write(markdown_by_type(summary) if tables == "by_type" else markdown_table(summary))
-    return summary
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line (see the module docstring); returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -394,8 +248,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not isinstance(prior, dict):
             raise ValueError(f"--prior {args.prior}: expected a JSON object of metrics.")
     split_by = [field for field in args.split_by.split(",") if field]
-    summary = write_results(args.out, runs, prior, split_by, args.tables)
-    print(markdown_table(summary), end="", flush=True)
+    summary = study_results.write_results(args.out, runs, prior, split_by, args.tables)
+    print(study_results.markdown_table(summary), end="", flush=True)
     print(f"Wrote {os.path.join(args.out, 'results.json')} and results.md", flush=True)
     return 1 if failed else 0
 

@@ -27,6 +27,8 @@ PART_ORDER = ("fraction_1.0", "fraction_0.5", "pixels", "table1_fraction_1.0",
               "table1_fraction_0.5", "auxiliary_weight_1.0", "slots", "masking",
               "counterfactual")
 CLEVRER_COLUMNS = (("descriptive", "descriptive"),
+                   # The training questions of the last logging interval (aloe.study_results).
+                   ("train/descriptive_accuracy", "descriptive, training"),
                    ("explanatory_per_option", "explanatory / option"),
                    ("explanatory_per_question", "explanatory / question"),
                    ("predictive_per_option", "predictive / option"),
@@ -39,6 +41,8 @@ CATER_COLUMNS = (("top1", "top-1"), ("top5", "top-5"), ("l1", "L1"),
                  ("top1_not_snitch_contained_at_end", "top-1, not contained"),
                  ("l1_snitch_contained_at_end", "L1, contained"),
                  ("l1_not_snitch_contained_at_end", "L1, not contained"))
+# Columns shown only in a table where some run has them (runs before the training log).
+OPTIONAL = frozenset({"train/descriptive_accuracy"})
 # A part goes in the table of the first set that has one of its metrics.
 COLUMN_SETS = (CLEVRER_COLUMNS, CATER_COLUMNS)
 PRIOR = "answer prior"
@@ -88,13 +92,14 @@ def table(study: str, root: str = HERE) -> str:
     """The Markdown tables of `root/study`'s finished runs, each part's prior after its runs.
 
     Parts are grouped in one table per column set (`COLUMN_SETS`: CLEVRER's
-    question types, CATER's top-1 / top-5 / L1 and their split); a part with none
-    of those metrics gets a table of its own results' columns.
+    question types, CATER's top-1 / top-5 / L1 and their split; an `OPTIONAL`
+    column only where one of its parts has it); a part with none of those metrics
+    gets a table of its own results' columns.
     """
     directory = os.path.join(root, study)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory}: no such study directory.")
-    grouped: list[list[str]] = [_header([title for _, title in c]) for c in COLUMN_SETS]
+    members: list[list[tuple[str, dict[str, Any]]]] = [[] for _ in COLUMN_SETS]
     others = []
     for part in _parts(directory):
         path = os.path.join(directory, part, "results.json")
@@ -102,10 +107,9 @@ def table(study: str, root: str = HERE) -> str:
             summary = json.load(f)
         try:
             metrics = {key for row in summary["runs"] for key in row["metrics"]}
-            for lines, columns in zip(grouped, COLUMN_SETS):
-                keys = [key for key, _ in columns]
-                if metrics & set(keys):
-                    lines += _rows(part, summary, keys)
+            for parts, columns in zip(members, COLUMN_SETS):
+                if metrics & {key for key, _ in columns}:
+                    parts.append((part, summary))
                     break
             else:
                 columns = list(summary["columns"])
@@ -113,8 +117,17 @@ def table(study: str, root: str = HERE) -> str:
         except (KeyError, TypeError) as err:
             raise ValueError(f"{path}: field {err} is missing or malformed "
                              "(expected aloe.study's results.json).") from None
-    tables = ["\n".join(lines) for lines in grouped if len(lines) > 2] + others
-    return "\n\n".join(tables or ["\n".join(grouped[0])]) + "\n"
+    tables = []
+    for parts, columns in zip(members, COLUMN_SETS):
+        shown = [(key, title) for key, title in columns if key not in OPTIONAL or any(
+            key in row["metrics"] for _, summary in parts for row in summary["runs"])]
+        lines = _header([title for _, title in shown])
+        for part, summary in parts:
+            lines += _rows(part, summary, [key for key, _ in shown])
+        if parts:
+            tables.append("\n".join(lines))
+    tables += others
+    return "\n\n".join(tables or ["\n".join(_header([t for _, t in COLUMN_SETS[0]]))]) + "\n"
 
 
 def replace_between_markers(path: str, study: str, content: str) -> None:

@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
+from aloe import reporting
 from aloe import study
+from aloe import study_results
 from aloe.synthetic import toy_latents
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,7 +32,7 @@ def test_summary_has_mean_and_sample_std_over_finished_seeds(tmp_path):
         if (run.name, run.seed) in values:  # b's seed 1 has not finished.
             x = values[run.name, run.seed]
             write_eval(run, {"predictive_per_option": 1 - x, "descriptive": x, "extra": 2 * x})
-    summary = study.write_results(str(tmp_path), runs)
+    summary = study_results.write_results(str(tmp_path), runs)
     # Paper order first, then the others alphabetically; counts, step and split are not metrics.
     assert summary["columns"] == ["descriptive", "predictive_per_option", "extra"]
     a, b = summary["runs"]
@@ -100,7 +102,10 @@ def test_two_run_study_writes_results_and_skips_finished_runs(tmp_path, capsys):
     for row, path in zip(summary["runs"], eval_files):
         with open(path) as f:
             evaluated = json.load(f)
+        logged = reporting.read_scalars(os.path.join(os.path.dirname(path), "scalars.jsonl"))
+        evaluated.update({k: v for k, v in logged[2].items() if k.startswith("train/")})
         assert row["finished_seeds"] == [0]
+        assert "train/loss" in summary["columns"]  # The training log's last interval.
         for column in summary["columns"]:
             np.testing.assert_equal(row["metrics"][column]["values"], [evaluated[column]])
     table = (out / "results.md").read_text().splitlines()
@@ -127,14 +132,25 @@ def test_prior_row_tables_by_type_and_only(tmp_path, capsys):
     write_eval(runs[0], {"descriptive": 0.8, "explanatory_per_option": 0.9,
                          "explanatory_per_question": 0.7, "counterfactual_hard_per_option": 0.6,
                          "overall_per_question": 0.5})
+    # Run a's training log: the last interval's train/ scalars become its train/ columns
+    # (a validation line after it, and b without a log, add none).
+    writer = reporting.create_writer(runs[0].workdir)
+    writer.write_scalars(1, {"train/descriptive_accuracy": 0.3, "train/loss": 2.0})
+    writer.write_scalars(2, {"train/descriptive_accuracy": 0.75, "train/loss": 1.0})
+    writer.write_scalars(2, {"valid/descriptive": 0.8})
     prior = {"descriptive": 0.4, "explanatory_per_option": 0.5}
-    summary = study.write_results(str(tmp_path), runs, prior=prior, tables="by_type")
+    summary = study_results.write_results(str(tmp_path), runs, prior=prior, tables="by_type")
+    assert summary["runs"][0]["metrics"]["train/descriptive_accuracy"]["values"] == [0.75]
+    assert "train/loss" not in summary["runs"][1]["metrics"]
+    assert "valid/descriptive" not in summary["columns"]
     assert [row["name"] for row in summary["runs"]] == ["a", "b", "answer prior"]
     assert summary["runs"][2]["metrics"]["descriptive"]["mean"] == 0.4
     text = (tmp_path / "results.md").read_text()
     sections = text.split("### ")[1:]
     assert [s.splitlines()[0] for s in sections] == [
-        "descriptive", "explanatory", "counterfactual", "other metrics"]
+        "descriptive", "explanatory", "counterfactual", "other metrics",
+        "training, mean over the last logging interval"]
+    assert sections[4].splitlines()[4] == "| a | 1/1 | 0.7500 | 1.0000 |"
     explanatory = sections[1].splitlines()
     assert explanatory[2] == ("| run | seeds | explanatory_per_option | "
                               "explanatory_per_question |")
@@ -163,7 +179,7 @@ def test_cater_runs_split_by_a_labels_field(tmp_path):
                    {"name": "v/b", "label": 7, "prediction": 8, "top5": [8, 7, 1, 2, 3]},
                    {"name": "v/c", "label": 35, "prediction": 0, "top5": [0, 1, 2, 3, 4]}]
     (tmp_path / "w" / "predictions_valid_2.json").write_text(json.dumps(predictions))
-    metrics = study.summarize([run], split_by=["hidden"])["runs"][0]["metrics"]
+    metrics = study_results.summarize([run], split_by=["hidden"])["runs"][0]["metrics"]
     mean = lambda key: metrics[key]["mean"]
     assert (mean("top1_hidden"), mean("top5_hidden"), mean("l1_hidden")) == (1.0, 1.0, 0.0)
     assert mean("top1_not_hidden") == 0.0 and mean("top5_not_hidden") == 0.5

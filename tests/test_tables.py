@@ -32,6 +32,17 @@ def test_tables_follow_the_results_files_and_fill_the_readme(tmp_path):
     assert lines[3].startswith("| fraction_1.0 | answer prior | – | 0.400 | – |")
     assert lines[4].startswith("| fraction_0.5 | b | 1/1 | 0.250 | – |")
     assert len(lines) == 5
+    # The training column appears once a run has it, "–" for the others.
+    trained = _run("t", [0], [0.5])
+    trained["metrics"]["train/descriptive_accuracy"] = {"mean": 0.875, "std": None}
+    _write(tmp_path / "demo" / "fraction_0.25", [trained])
+    with_training = tables.table("demo", str(tmp_path)).splitlines()
+    assert with_training[0].startswith("| part | run | seeds | descriptive | descriptive, "
+                                       "training | explanatory / option |")
+    assert with_training[2].startswith("| fraction_1.0 | a | 2/3 | 0.600 ± 0.100 | – | – |")
+    assert with_training[5].startswith("| fraction_0.25 | t | 1/1 | 0.500 | 0.875 | – |")
+    (tmp_path / "demo" / "fraction_0.25" / "results.json").unlink()
+    (tmp_path / "demo" / "fraction_0.25").rmdir()
     readme = tmp_path / "README.md"
     begin, end = tables.markers("demo")
     readme.write_text(f"intro\n{begin}\nold numbers\n{end}\nafter\n")

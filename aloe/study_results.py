@@ -1,0 +1,187 @@
+"""A study's results: metrics of its runs over seeds, as `results.json` and Markdown tables.
+
+`aloe.study` runs the study and calls `write_results`. One row per run name and
+one column per metric: the floats of each finished seed's evaluation file (e.g.
+CLEVRER's `descriptive` and `{type}_per_option` / `{type}_per_question`, or
+CATER's `top1` / `top5` / `l1`), the mean over the finished seeds with the sample
+standard deviation (ddof = 1) when there are several; an "answer prior" row when
+given one; CATER's metrics split by a labels field (`grouped_cater_metrics`); and
+the training metrics of each run's last logging interval, `train/...`, read from
+its `scalars.jsonl` (`final_training_scalars`), which tell whether a model fits
+its training questions better than held-out ones.
+"""
+
+import json
+import os
+import statistics
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
+
+from aloe import answer_prior
+from aloe import reporting
+from aloe.cater import grid
+
+if TYPE_CHECKING:
+    from aloe.study import Run
+
+# Metrics first in this order (paper order), then any others alphabetically.
+_METRIC_ORDER = (
+    "descriptive", "explanatory_per_option", "explanatory_per_question",
+    "predictive_per_option", "predictive_per_question", "counterfactual_per_option",
+    "counterfactual_per_question", "multiple_choice_per_option", "multiple_choice_per_question",
+    "overall_per_question", "top1", "top5", "l1")
+_NOT_METRICS = ("step", "split")
+
+
+def _ordered_metrics(names: set[str]) -> list[str]:
+    known = [m for m in _METRIC_ORDER if m in names]
+    return known + sorted(names - set(known))
+
+
+def grouped_cater_metrics(run: "Run", fields: Sequence[str]) -> dict[str, float]:
+    """top1 / top5 / l1 of a finished CATER run per group of `answer_prior.label_groups`.
+
+    Read from the run's predictions file (`predictions_{split}_{steps}.json`, each
+    video's top-5 cells) and its labels file.
+    """
+    directory, name = os.path.split(run.eval_file)
+    path = os.path.join(directory, "predictions_" + name[len("eval_"):])
+    with open(path, encoding="utf-8") as f:
+        predictions = json.load(f)
+    with open(run.labels_file, encoding="utf-8") as f:
+        entries = json.load(f)
+    missing = [p["name"] for p in predictions if p["name"] not in entries]
+    if missing:
+        raise ValueError(f"{path}: videos {missing[:3]} are not in {run.labels_file}.")
+    names = [p["name"] for p in predictions]
+    # Scores that rank the top-5 cells first, in order; the rest below them.
+    scores = np.zeros((len(predictions), grid.NUM_CELLS))
+    for row, p in enumerate(predictions):
+        scores[row, p["top5"]] = np.arange(len(p["top5"]), 0, -1)
+    labels = np.array([int(p["label"]) for p in predictions])
+    groups = answer_prior.label_groups(entries, names, fields)
+    return {k: v for k, v in answer_prior.split_metrics(scores, labels, groups).items()
+            if any(k.endswith(f"_{f}") for f in fields)}
+
+
+def final_training_scalars(workdir: str) -> dict[str, float]:
+    """The `train/*` scalars of the last training log in `workdir`'s `scalars.jsonl`
+    (each the mean over its logging interval); {} without that file."""
+    path = os.path.join(workdir, reporting.SCALARS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    logged = [values for values in reporting.read_scalars(path).values()
+              if any(tag.startswith("train/") for tag in values)]
+    return {k: v for k, v in logged[-1].items() if k.startswith("train/")} if logged else {}
+
+
+def summarize(runs: Sequence["Run"], prior: Optional[dict[str, float]] = None,
+              split_by: Sequence[str] = ()) -> dict[str, Any]:
+    """Mean and spread of each metric of each run name over its finished seeds.
+
+    Returns:
+      `{'columns': [metric, ...], 'runs': [{'name', 'config', 'seeds',
+      'finished_seeds', 'metrics': {metric: {'mean', 'std', 'values'}}}]}`, run
+      names in their first order; std is the sample standard deviation (ddof =
+      1), None for one seed. With `prior`, a last row named "answer prior"
+      (no seeds) holds its metrics; `split_by` adds the grouped CATER metrics. A
+      run's training metrics at its end (`final_training_scalars`) are columns
+      `train/...`, over the seeds whose workdir has them.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    columns: set[str] = set()
+    for run in runs:
+        row = rows.setdefault(run.name, {"name": run.name, "config": run.config, "seeds": [],
+                                         "finished_seeds": [], "values": {}})
+        row["seeds"].append(run.seed)
+        if not run.finished():
+            continue
+        with open(run.eval_file, encoding="utf-8") as f:
+            results = json.load(f)
+        if split_by:
+            results.update(grouped_cater_metrics(run, split_by))
+        row["finished_seeds"].append(run.seed)
+        results.update(final_training_scalars(run.workdir))
+        for key, value in results.items():
+            if (key in _NOT_METRICS or key.startswith("num_") or isinstance(value, bool)
+                    or not isinstance(value, (int, float))):
+                continue
+            columns.add(key)
+            row["values"].setdefault(key, []).append(float(value))
+    if prior is not None:
+        rows["answer prior"] = {"name": "answer prior", "config": "", "seeds": [],
+                                "finished_seeds": [],
+                                "values": {k: [float(v)] for k, v in prior.items()}}
+        columns.update(prior)
+    for row in rows.values():
+        values = row.pop("values")
+        row["metrics"] = {key: {"mean": statistics.fmean(v),
+                                "std": statistics.stdev(v) if len(v) > 1 else None, "values": v}
+                          for key, v in values.items()}
+    return {"columns": _ordered_metrics(columns), "runs": list(rows.values())}
+
+
+_TYPES = ("descriptive", "explanatory", "predictive", "counterfactual")
+
+
+def markdown_by_type(summary: dict[str, Any]) -> str:
+    """One `markdown_table` per CLEVRER question type, then one of the other metrics."""
+    sections, rest = [], list(summary["columns"])
+    for kind in _TYPES:
+        columns = [c for c in summary["columns"] if c == kind or c.startswith(f"{kind}_")]
+        rest = [c for c in rest if c not in columns]
+        if columns:
+            sections.append(f"### {kind}\n\n" + markdown_table(summary, columns))
+    training = [c for c in rest if c.startswith("train/")]
+    rest = [c for c in rest if c not in training]
+    if rest:
+        sections.append("### other metrics\n\n" + markdown_table(summary, rest))
+    if training:
+        sections.append("### training, mean over the last logging interval\n\n"
+                        + markdown_table(summary, training))
+    return "\n".join(sections)
+
+
+def markdown_table(summary: dict[str, Any], columns: Optional[Sequence[str]] = None) -> str:
+    """`summary` as a Markdown table: `mean ± std` (or the single value) per cell.
+
+    Args:
+      summary: as `summarize` returns it.
+      columns: the metrics to show (default all, `summary['columns']`).
+    """
+    columns = summary["columns"] if columns is None else list(columns)
+    lines = ["| run | seeds | " + " | ".join(columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for row in summary["runs"]:
+        cells = []
+        for column in columns:
+            metric = row["metrics"].get(column)
+            if metric is None:
+                cells.append("–")
+            elif metric["std"] is None:
+                cells.append(f"{metric['mean']:.4f}")
+            else:
+                cells.append(f"{metric['mean']:.4f} ± {metric['std']:.4f}")
+        seeds = f"{len(row['finished_seeds'])}/{len(row['seeds'])}" if row["seeds"] else "–"
+        lines.append(f"| {row['name']} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: str, runs: Sequence["Run"], prior: Optional[dict[str, float]] = None,
+                  split_by: Sequence[str] = (), tables: str = "wide") -> dict[str, Any]:
+    """Writes `{out}/results.json` and `{out}/results.md`; returns the summary.
+
+    Args:
+      out: the study folder.
+      runs: the planned runs (unfinished ones count as unfinished seeds).
+      prior, split_by: as in `summarize`.
+      tables: "wide" (one table) or "by_type" (`markdown_by_type`).
+    """
+    summary = summarize(runs, prior, split_by)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
+        f.write(markdown_by_type(summary) if tables == "by_type" else markdown_table(summary))
+    return summary
