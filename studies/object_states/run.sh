@@ -19,10 +19,11 @@
 #   all             every part above, in order
 # Every part is resumable (finished runs are skipped, interrupted ones resume from their
 # checkpoints) and writes studies/object_states/<part...>/results.{md,json}, per question
-# type with the answer prior beside the runs. A finished run's evaluation file
-# (<part>/<run>/seed_<s>/eval_*.json) is kept in git and the rest of its workdir is not,
-# so on a fresh checkout the results are written again from them and only unfinished
-# runs train.
+# type with the answer prior beside the runs, and each run's training accuracy over its
+# last logging interval. A finished run's evaluation file and scalar log
+# (<part>/<run>/seed_<s>/eval_*.json, scalars.jsonl) are kept in git and the rest of its
+# workdir is not, so on a fresh checkout the results are written again from them and only
+# unfinished runs train. On 2 cores, `-- --cpu_devices 2` trains 1.4x faster.
 set -euo pipefail
 PART="${1:?usage: run.sh PART [PYTHON] [-- study arguments]}"
 PYTHON="${2:-python}"
