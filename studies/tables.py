@@ -5,11 +5,12 @@ r"""The README's result tables, generated from the studies' results files.
 A study is a directory `studies/{study}/` whose parts `{part}/results.json` are
 written by `aloe.study`. For each study this prints one Markdown table of every
 finished run of every part (mean ± sample standard deviation over finished
-seeds), with the part's answer prior where it has one, per CLEVRER question type
-(descriptive; explanatory, predictive and counterfactual per option and per
-question); parts with CATER's metrics follow in a table of top-1 / top-5 / L1 and
-their split by where the snitch is at the end, and any other part in a table of
-its own columns. With `--readme` it also
+seeds), with the part's answer prior where it has one: a part evaluated with the
+counterfactual difficulty split (Appendix B) in a table of that split; then per
+CLEVRER question type (descriptive and its training accuracy; explanatory,
+predictive and counterfactual per option and per question); parts with CATER's
+metrics in a table of top-1 / top-5 / L1 and their split by where the snitch is at
+the end, and any other part in a table of its own columns. With `--readme` it also
 replaces the text between the `<!-- table:{study}:begin -->` and
 `<!-- table:{study}:end -->` lines of that file for every study the file marks,
 so the README never holds a hand-typed result.
@@ -41,10 +42,23 @@ CATER_COLUMNS = (("top1", "top-1"), ("top5", "top-5"), ("l1", "L1"),
                  ("top1_not_snitch_contained_at_end", "top-1, not contained"),
                  ("l1_snitch_contained_at_end", "L1, contained"),
                  ("l1_not_snitch_contained_at_end", "L1, not contained"))
+# The counterfactual difficulty split (Appendix B; aloe.clevrer.difficulty), a part's
+# evaluation with eval.clevrer_annotations set: each category's share and accuracy.
+COUNTERFACTUAL_SPLIT_COLUMNS = (
+    ("counterfactual_per_option", "counterfactual / option"),
+    ("counterfactual_no_collision_share", "no collision: share"),
+    ("counterfactual_no_collision_per_option", "no collision / option"),
+    ("counterfactual_descriptive_share", "answerable as descriptive: share"),
+    ("counterfactual_descriptive_per_option", "answerable as descriptive / option"),
+    ("counterfactual_hard_share", "hard: share"),
+    ("counterfactual_hard_per_option", "hard / option"),
+    ("counterfactual_hard_per_question", "hard / question"))
 # Columns shown only in a table where some run has them (runs before the training log).
 OPTIONAL = frozenset({"train/descriptive_accuracy"})
-# A part goes in the table of the first set that has one of its metrics.
-COLUMN_SETS = (CLEVRER_COLUMNS, CATER_COLUMNS)
+# A part goes in the table of the first column set whose marker metrics it has one of.
+COLUMN_SETS = ((("counterfactual_hard_per_option",), COUNTERFACTUAL_SPLIT_COLUMNS),
+               (tuple(key for key, _ in CLEVRER_COLUMNS), CLEVRER_COLUMNS),
+               (tuple(key for key, _ in CATER_COLUMNS), CATER_COLUMNS))
 PRIOR = "answer prior"
 
 
@@ -91,8 +105,9 @@ def _header(titles: Sequence[str]) -> list[str]:
 def table(study: str, root: str = HERE) -> str:
     """The Markdown tables of `root/study`'s finished runs, each part's prior after its runs.
 
-    Parts are grouped in one table per column set (`COLUMN_SETS`: CLEVRER's
-    question types, CATER's top-1 / top-5 / L1 and their split; an `OPTIONAL`
+    Parts are grouped in one table per column set (`COLUMN_SETS`: the
+    counterfactual difficulty split, CLEVRER's question types, CATER's top-1 /
+    top-5 / L1 and their split; an `OPTIONAL`
     column only where one of its parts has it); a part with none of those metrics
     gets a table of its own results' columns.
     """
@@ -107,8 +122,8 @@ def table(study: str, root: str = HERE) -> str:
             summary = json.load(f)
         try:
             metrics = {key for row in summary["runs"] for key in row["metrics"]}
-            for parts, columns in zip(members, COLUMN_SETS):
-                if metrics & {key for key, _ in columns}:
+            for parts, (marker, _) in zip(members, COLUMN_SETS):
+                if metrics & set(marker):
                     parts.append((part, summary))
                     break
             else:
@@ -118,7 +133,7 @@ def table(study: str, root: str = HERE) -> str:
             raise ValueError(f"{path}: field {err} is missing or malformed "
                              "(expected aloe.study's results.json).") from None
     tables = []
-    for parts, columns in zip(members, COLUMN_SETS):
+    for parts, (_, columns) in zip(members, COLUMN_SETS):
         shown = [(key, title) for key, title in columns if key not in OPTIONAL or any(
             key in row["metrics"] for _, summary in parts for row in summary["runs"])]
         lines = _header([title for _, title in shown])
@@ -127,7 +142,7 @@ def table(study: str, root: str = HERE) -> str:
         if parts:
             tables.append("\n".join(lines))
     tables += others
-    return "\n\n".join(tables or ["\n".join(_header([t for _, t in COLUMN_SETS[0]]))]) + "\n"
+    return "\n\n".join(tables or ["\n".join(_header([t for _, t in CLEVRER_COLUMNS]))]) + "\n"
 
 
 def replace_between_markers(path: str, study: str, content: str) -> None:

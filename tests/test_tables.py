@@ -62,7 +62,20 @@ def test_cater_parts_and_other_parts_get_tables_of_their_own(tmp_path):
                  "metrics": {k: {"mean": v, "std": None} for k, v in metrics.items()}},
                 {"name": "answer prior", "seeds": [], "finished_seeds": [],
                  "metrics": {min(metrics): {"mean": 0.125, "std": None}}}]}))
-    clevrer, cater, other = tables.table("demo", str(tmp_path)).rstrip("\n").split("\n\n")
+    split = {"counterfactual_per_option": 0.5, "counterfactual_hard_share": 0.25,
+             "counterfactual_hard_per_option": 0.375, "descriptive": 0.75}
+    (tmp_path / "demo" / "counterfactual").mkdir()
+    (tmp_path / "demo" / "counterfactual" / "results.json").write_text(json.dumps({
+        "columns": sorted(split), "runs": [{"name": "full", "seeds": [0], "finished_seeds": [0],
+                                            "metrics": {k: {"mean": v, "std": None}
+                                                        for k, v in split.items()}}]}))
+    difficulty, clevrer, cater, other = tables.table(
+        "demo", str(tmp_path)).rstrip("\n").split("\n\n")
+    # The difficulty split's part has a table of its own, before the question types.
+    assert difficulty.splitlines()[0].startswith("| part | run | seeds | counterfactual / "
+                                                 "option | no collision: share |")
+    assert difficulty.splitlines()[2] == ("| counterfactual | full | 1/1 | 0.500 | – | – | – "
+                                          "| – | 0.250 | 0.375 | – |")
     assert clevrer.splitlines()[2].startswith("| fraction_1.0 | a | 1/1 | 0.500 |")
     assert len(clevrer.splitlines()) == 3
     cater = cater.splitlines()
