@@ -36,7 +36,6 @@ predictions file and `{data.root}/{eval.split}_labels.json`.
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import shlex
@@ -49,38 +48,9 @@ from absl import flags
 from ml_collections import config_flags
 
 from aloe import study_results
+from aloe.study_results import Run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """One (config, seed) of a study.
-
-    Attributes:
-      name: the row's name.
-      config: the config argument, `PATH[:arg]`, PATH absolute.
-      seed: the value of `config.seed`.
-      workdir: `{out}/{name}/seed_{seed}`.
-      eval_file: the evaluation file that marks the run finished.
-      args: the `aloe.main` arguments (after `python -m aloe.main`).
-      labels_file: the CATER labels file of the evaluated split ("" for CLEVRER).
-    """
-    name: str
-    config: str
-    seed: int
-    workdir: str
-    eval_file: str
-    args: tuple[str, ...]
-    labels_file: str = ""
-
-    def command(self) -> list[str]:
-        """The full command line."""
-        return [sys.executable, "-m", "aloe.main", *self.args]
-
-    def finished(self) -> bool:
-        """Whether its evaluation file exists."""
-        return os.path.isfile(self.eval_file)
 
 
 def _parse_run(spec: str) -> tuple[str, str]:

@@ -1,6 +1,7 @@
 """A study's results: metrics of its runs over seeds, as `results.json` and Markdown tables.
 
-`aloe.study` runs the study and calls `write_results`. One row per run name and
+`Run` is one (config, seed) of a study and its files; `aloe.study` plans and runs
+them and calls `write_results`. One row per run name and
 one column per metric: the floats of each finished seed's evaluation file (e.g.
 CLEVRER's `descriptive` and `{type}_per_option` / `{type}_per_question`, or
 CATER's `top1` / `top5` / `l1`), the mean over the finished seeds with the sample
@@ -11,19 +12,18 @@ its `scalars.jsonl` (`final_training_scalars`), which tell whether a model fits
 its training questions better than held-out ones.
 """
 
+import dataclasses
 import json
 import os
 import statistics
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+import sys
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from aloe import answer_prior
 from aloe import reporting
 from aloe.cater import grid
-
-if TYPE_CHECKING:
-    from aloe.study import Run
 
 # Metrics first in this order (paper order), then any others alphabetically.
 _METRIC_ORDER = (
@@ -34,12 +34,42 @@ _METRIC_ORDER = (
 _NOT_METRICS = ("step", "split")
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One (config, seed) of a study.
+
+    Attributes:
+      name: the row's name.
+      config: the config argument, `PATH[:arg]`, PATH absolute.
+      seed: the value of `config.seed`.
+      workdir: `{out}/{name}/seed_{seed}`.
+      eval_file: the evaluation file that marks the run finished.
+      args: the `aloe.main` arguments (after `python -m aloe.main`).
+      labels_file: the CATER labels file of the evaluated split ("" for CLEVRER).
+    """
+    name: str
+    config: str
+    seed: int
+    workdir: str
+    eval_file: str
+    args: tuple[str, ...]
+    labels_file: str = ""
+
+    def command(self) -> list[str]:
+        """The full command line."""
+        return [sys.executable, "-m", "aloe.main", *self.args]
+
+    def finished(self) -> bool:
+        """Whether its evaluation file exists."""
+        return os.path.isfile(self.eval_file)
+
+
 def _ordered_metrics(names: set[str]) -> list[str]:
     known = [m for m in _METRIC_ORDER if m in names]
     return known + sorted(names - set(known))
 
 
-def grouped_cater_metrics(run: "Run", fields: Sequence[str]) -> dict[str, float]:
+def grouped_cater_metrics(run: Run, fields: Sequence[str]) -> dict[str, float]:
     """top1 / top5 / l1 of a finished CATER run per group of `answer_prior.label_groups`.
 
     Read from the run's predictions file (`predictions_{split}_{steps}.json`, each
@@ -76,7 +106,7 @@ def final_training_scalars(workdir: str) -> dict[str, float]:
     return {k: v for k, v in logged[-1].items() if k.startswith("train/")} if logged else {}
 
 
-def summarize(runs: Sequence["Run"], prior: Optional[dict[str, float]] = None,
+def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
               split_by: Sequence[str] = ()) -> dict[str, Any]:
     """Mean and spread of each metric of each run name over its finished seeds.
 
@@ -168,7 +198,7 @@ def markdown_table(summary: dict[str, Any], columns: Optional[Sequence[str]] = N
     return "\n".join(lines) + "\n"
 
 
-def write_results(out: str, runs: Sequence["Run"], prior: Optional[dict[str, float]] = None,
+def write_results(out: str, runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
                   split_by: Sequence[str] = (), tables: str = "wide") -> dict[str, Any]:
     """Writes `{out}/results.json` and `{out}/results.md`; returns the summary.
 
