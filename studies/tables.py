@@ -5,12 +5,12 @@ r"""The README's result tables, generated from the studies' results files.
 A study is a directory `studies/{study}/` whose parts `{part}/results.json` are
 written by `aloe.study`. For each study this prints one Markdown table of every
 finished run of every part (mean ± sample standard deviation over finished
-seeds), with the part's answer prior where it has one: a part evaluated with the
-counterfactual difficulty split (Appendix B) in a table of that split; then per
-CLEVRER question type (descriptive and its training accuracy; explanatory,
-predictive and counterfactual per option and per question); parts with CATER's
-metrics in a table of top-1 / top-5 / L1 and their split by where the snitch is at
-the end, and any other part in a table of its own columns. With `--readme` it also
+seeds), with the part's answer prior where it has one: per CLEVRER question type
+(descriptive and its training accuracy; explanatory, predictive and counterfactual
+per option and per question); a part evaluated with the counterfactual difficulty
+split (Appendix B) in a table of that split; parts with CATER's metrics in a table of
+top-1 / top-5 / L1 and their split by where the snitch is at the end; any other part
+in a table of its own columns. With `--readme` it also
 replaces the text between the `<!-- table:{study}:begin -->` and
 `<!-- table:{study}:end -->` lines of that file for every study the file marks,
 so the README never holds a hand-typed result.
@@ -55,10 +55,13 @@ COUNTERFACTUAL_SPLIT_COLUMNS = (
     ("counterfactual_hard_per_question", "hard / question"))
 # Columns shown only in a table where some run has them (runs before the training log).
 OPTIONAL = frozenset({"train/descriptive_accuracy"})
-# A part goes in the table of the first column set whose marker metrics it has one of.
-COLUMN_SETS = ((("counterfactual_hard_per_option",), COUNTERFACTUAL_SPLIT_COLUMNS),
-               (tuple(key for key, _ in CLEVRER_COLUMNS), CLEVRER_COLUMNS),
+# (marker metrics, columns) in the order the tables appear. A part goes in the table of
+# a set whose markers it has one of, the set with the fewest markers (the most specific)
+# first: a part with the difficulty split has CLEVRER's metrics too.
+COLUMN_SETS = ((tuple(key for key, _ in CLEVRER_COLUMNS), CLEVRER_COLUMNS),
+               (("counterfactual_hard_per_option",), COUNTERFACTUAL_SPLIT_COLUMNS),
                (tuple(key for key, _ in CATER_COLUMNS), CATER_COLUMNS))
+_MATCH_ORDER = sorted(range(len(COLUMN_SETS)), key=lambda i: len(COLUMN_SETS[i][0]))
 PRIOR = "answer prior"
 
 
@@ -105,9 +108,9 @@ def _header(titles: Sequence[str]) -> list[str]:
 def table(study: str, root: str = HERE) -> str:
     """The Markdown tables of `root/study`'s finished runs, each part's prior after its runs.
 
-    Parts are grouped in one table per column set (`COLUMN_SETS`: the
-    counterfactual difficulty split, CLEVRER's question types, CATER's top-1 /
-    top-5 / L1 and their split; an `OPTIONAL`
+    Parts are grouped in one table per column set (`COLUMN_SETS`: CLEVRER's
+    question types, the counterfactual difficulty split, CATER's top-1 / top-5 /
+    L1 and their split; an `OPTIONAL`
     column only where one of its parts has it); a part with none of those metrics
     gets a table of its own results' columns.
     """
@@ -122,9 +125,9 @@ def table(study: str, root: str = HERE) -> str:
             summary = json.load(f)
         try:
             metrics = {key for row in summary["runs"] for key in row["metrics"]}
-            for parts, (marker, _) in zip(members, COLUMN_SETS):
-                if metrics & set(marker):
-                    parts.append((part, summary))
+            for index in _MATCH_ORDER:
+                if metrics & set(COLUMN_SETS[index][0]):
+                    members[index].append((part, summary))
                     break
             else:
                 columns = list(summary["columns"])

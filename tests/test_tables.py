@@ -69,9 +69,9 @@ def test_cater_parts_and_other_parts_get_tables_of_their_own(tmp_path):
         "columns": sorted(split), "runs": [{"name": "full", "seeds": [0], "finished_seeds": [0],
                                             "metrics": {k: {"mean": v, "std": None}
                                                         for k, v in split.items()}}]}))
-    difficulty, clevrer, cater, other = tables.table(
+    clevrer, difficulty, cater, other = tables.table(
         "demo", str(tmp_path)).rstrip("\n").split("\n\n")
-    # The difficulty split's part has a table of its own, before the question types.
+    # The difficulty split's part has a table of its own, after the question types'.
     assert difficulty.splitlines()[0].startswith("| part | run | seeds | counterfactual / "
                                                  "option | no collision: share |")
     assert difficulty.splitlines()[2] == ("| counterfactual | full | 1/1 | 0.500 | – | – | – "
