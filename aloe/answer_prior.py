@@ -25,14 +25,14 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from aloe import json_io
 from aloe.cater import grid
 
 TYPES = ("explanatory", "predictive", "counterfactual")
 
 
 def _questions(path: str) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        scenes = json.load(f)
+    scenes = json_io.read_json(path)
     if not isinstance(scenes, list):
         raise ValueError(f"{path}: expected a JSON list of scenes.")
     return [q for scene in scenes for q in scene.get("questions", [])]
@@ -88,8 +88,7 @@ def clevrer_prior(train_file: str, eval_file: str) -> dict[str, float]:
 
 def _read_labels(root: str, split: str) -> dict[str, dict[str, Any]]:
     path = os.path.join(root, f"{split}_labels.json")
-    with open(path, encoding="utf-8") as f:
-        entries = json.load(f)
+    entries = json_io.read_json(path)
     if not isinstance(entries, dict) or not entries:
         raise ValueError(f"{path}: expected a non-empty JSON object of videos.")
     return entries

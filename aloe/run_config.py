@@ -33,6 +33,7 @@ import jax
 import ml_collections
 
 from aloe import checkpointing
+from aloe import json_io
 
 CONFIG_FILE = "config.json"
 HISTORY_DIR = "config_history"
@@ -77,11 +78,7 @@ def read(workdir: str) -> dict[str, Any] | None:
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        try:
-            return flatten(json.load(f))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err}).") from None
+    return flatten(json_io.read_json(path))
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:

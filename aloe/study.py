@@ -47,6 +47,7 @@ from typing import Any, Optional, Sequence
 from absl import flags
 from ml_collections import config_flags
 
+from aloe import json_io
 from aloe import study_results
 from aloe.study_results import Run
 
@@ -135,8 +136,7 @@ def _check_recorded_command(run: Run) -> None:
     """Records the run's arguments in its workdir, or checks them against the record."""
     path = os.path.join(run.workdir, "study_command.json")
     if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            recorded = json.load(f)
+        recorded = json_io.read_json(path)
         if recorded != list(run.args):
             raise ValueError(f"{path}: this workdir was made by another command:\n  "
                              f"{shlex.join(recorded)}\nnot\n  {shlex.join(run.args)}\nUse "
@@ -213,8 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     prior = None
     if args.prior:
-        with open(args.prior, encoding="utf-8") as f:
-            prior = json.load(f)
+        prior = json_io.read_json(args.prior)
         if not isinstance(prior, dict):
             raise ValueError(f"--prior {args.prior}: expected a JSON object of metrics.")
     split_by = [field for field in args.split_by.split(",") if field]

@@ -22,6 +22,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from aloe import answer_prior
+from aloe import json_io
 from aloe import reporting
 from aloe.cater import grid
 
@@ -77,10 +78,8 @@ def grouped_cater_metrics(run: Run, fields: Sequence[str]) -> dict[str, float]:
     """
     directory, name = os.path.split(run.eval_file)
     path = os.path.join(directory, "predictions_" + name[len("eval_"):])
-    with open(path, encoding="utf-8") as f:
-        predictions = json.load(f)
-    with open(run.labels_file, encoding="utf-8") as f:
-        entries = json.load(f)
+    predictions = json_io.read_json(path)
+    entries = json_io.read_json(run.labels_file)
     missing = [p["name"] for p in predictions if p["name"] not in entries]
     if missing:
         raise ValueError(f"{path}: videos {missing[:3]} are not in {run.labels_file}.")
@@ -127,8 +126,7 @@ def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
         row["seeds"].append(run.seed)
         if not run.finished():
             continue
-        with open(run.eval_file, encoding="utf-8") as f:
-            results = json.load(f)
+        results = json_io.read_json(run.eval_file)
         if split_by:
             results.update(grouped_cater_metrics(run, split_by))
         row["finished_seeds"].append(run.seed)

@@ -140,7 +140,7 @@ def test_missing_and_malformed_files_are_named(tmp_path):
         cater_latents.CaterLatentData(tmp_path, "train", num_frames=FRAMES + 1)
     with pytest.raises(ValueError, match="non-finite"):
         store.write(sorted(labels)[0], np.full((FRAMES, SLOTS, DIM), np.nan, np.float32))
-    with pytest.raises(FileNotFoundError, match="valid_labels.json: labels file does not exist"):
+    with pytest.raises(FileNotFoundError, match="valid_labels.json: no such file"):
         cater_latents.CaterLatentData(tmp_path, "valid")
 
 

@@ -37,7 +37,7 @@ from aloe.clevrer import executor
 from aloe.clevrer import metrics
 from aloe.clevrer import program as programs
 from aloe.clevrer.scene import Event, Scene
-from aloe.data.vocab import read_json
+from aloe.json_io import read_json
 
 NO_COLLISION, DESCRIPTIVE, HARD = "no_collision", "descriptive", "hard"
 CATEGORIES = (NO_COLLISION, DESCRIPTIVE, HARD)

@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from aloe.data import video_frames
-from aloe.data.vocab import read_json
+from aloe.json_io import read_json
 
 VARIANTS = ("all_actions", "all_actions_cameramotion")
 SPLIT_LISTS = {"train": "train.txt", "validation": "val.txt"}  # TFDS split -> list file

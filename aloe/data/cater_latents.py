@@ -53,6 +53,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from aloe import json_io
 from aloe.cater import grid
 from aloe.data import latents as latents_lib
 from aloe.data import sampling
@@ -143,14 +144,7 @@ def parse_labels(entries: Any, source: str) -> CaterLabels:
 def read_labels(path: str | os.PathLike) -> CaterLabels:
     """Reads and validates a `{split}_labels.json` file (errors name the file)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: labels file does not exist.")
-    try:
-        with open(path, encoding="utf-8") as f:
-            entries = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err}).") from None
-    return parse_labels(entries, path)
+    return parse_labels(json_io.read_json(path), path)
 
 
 def write_labels(root: str | os.PathLike, split: str,

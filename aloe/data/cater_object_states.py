@@ -33,6 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from aloe import json_io
 from aloe.cater import grid
 from aloe.data import cater_latents
 from aloe.data import state_layout
@@ -153,7 +154,7 @@ def write_cater(root: str, out: str, *, splits: Sequence[tuple[str, str]] = (
             lists = os.path.join(root, variant, "lists", "localize", f"{source_split}.txt")
             for stem, label in _list_entries(lists):
                 path = os.path.join(root, variant, "scenes", stem + ".json")
-                scene = state_layout.read_json(path)
+                scene = json_io.read_json(path)
                 number = int("".join(c for c in stem if c.isdigit()) or 0)
                 rng = np.random.default_rng([seed, list(VARIANT_CAMERAS).index(variant), number])
                 states, hidden = cater_object_states(scene, num_slots=num_slots,

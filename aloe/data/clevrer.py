@@ -54,7 +54,8 @@ import tensorflow_datasets as tfds
 
 from aloe.clevrer.metrics import MC_TYPES
 from aloe.data import video_frames
-from aloe.data.vocab import read_json, tokenize
+from aloe.data.vocab import tokenize
+from aloe.json_io import read_json
 
 SPLITS = {"train": "train", "validation": "validation", "test": "test"}  # TFDS -> folder
 DESCRIPTIVE = "descriptive"

@@ -45,6 +45,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from aloe import json_io
 from aloe.data import cater_object_states
 from aloe.data import latents as latents_lib
 from aloe.data import state_layout
@@ -168,7 +169,7 @@ def write_clevrer(annotations: str, questions: str, out: str, *,
         store = latents_lib.LatentStore(out, store_split)
         count = 0
         for path in annotation_files(os.path.join(annotations, source_split)):
-            annotation = state_layout.read_json(path)
+            annotation = json_io.read_json(path)
             store.write(int(_field(annotation, "scene_index", path)), clevrer_object_states(
                 annotation, num_slots=num_slots, slot_order=slot_order, noise=noise, seed=seed,
                 source=path))

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from aloe.clevrer.metrics import MC_TYPES
-from aloe.data.vocab import Vocab, read_json
+from aloe.data.vocab import Vocab
+from aloe.json_io import read_json
 
 DESCRIPTIVE = "descriptive"
 # Multiple-choice question types; `MultipleChoiceQuestions.question_type` holds

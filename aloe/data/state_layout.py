@@ -121,15 +121,6 @@ def arrange_slots(objects: np.ndarray, visible: np.ndarray, num_slots: int, slot
     return padded
 
 
-def read_json(path: str) -> Any:
-    """Parses a JSON file; errors name it."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read JSON ({err}).") from None
-
-
 def write_metadata(out: str, layout: Layout, options: Mapping[str, Any]) -> None:
     """Writes `{out}/object_states.json`: the layout and the writing options."""
     content = {"layout": layout.to_json(), **options}

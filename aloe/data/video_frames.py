@@ -38,6 +38,8 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from aloe import json_io
+
 # Frames converted to float and resized together (bounds memory: CLEVRER's
 # 480x320 frames take 1.8 MB each as float32).
 _RESIZE_CHUNK = 16
@@ -277,8 +279,7 @@ class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 def read_report(builder: tfds.core.DatasetBuilder) -> dict[str, Any]:
     """The bad-video report (`BadVideoReport.as_dict`) a build wrote beside its data."""
     path = os.path.join(builder.data_dir, REPORT_FILE)
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json_io.read_json(path)
 
 
 def tfds_build_main(dataset: str, module: str, argv: Sequence[str] | None = None) -> None:

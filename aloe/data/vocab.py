@@ -24,9 +24,11 @@ when the vocabulary is created (the model's embedding table is sized from it);
 
 import json
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from aloe.json_io import read_json
 
 PAD_ID = 0
 UNK_WORD = "<unk>"
@@ -49,16 +51,6 @@ RELEASE_ANSWERS: tuple[str, ...] = (
     "0", "1", "2", "3", "4", "5", "blue", "brown", "cube", "cyan", "cylinder", "gray", "green",
     "metal", "no", "purple", "red", "rubber", "sphere", "yellow", "yes",
 )
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    """Parses a JSON file; malformed JSON raises a ValueError naming the file."""
-    path = os.fspath(path)
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err}).") from None
 
 
 def tokenize(text: str) -> list[str]:
