@@ -9,7 +9,11 @@
 # --num_processes=N --process_id=i [flags...]` from the repository root. The
 # script waits for all of them; when one fails it stops the others (SIGTERM,
 # then SIGKILL after KILL_GRACE_SECONDS) and exits with the failed process's
-# status. Ctrl-C / SIGTERM to the script are passed on to every process.
+# status. A process that exits with 143 stopped on request after saving a
+# checkpoint (a preemption notice; the others stop at the same step), which is
+# not a failure: the script waits for the others and exits with 143, so a
+# scheduler requeues the job and the same command resumes it. Ctrl-C / SIGTERM
+# to the script are passed on to every process.
 #
 # Environment:
 #   DEVICES_PER_PROCESS  CPU devices each process simulates (default 1), through
@@ -102,6 +106,8 @@ done
 echo "$0: started ${num_processes} processes (pids ${pids[*]}), coordinator localhost:${port}," \
      "${devices} CPU device(s) each" >&2
 
+STOPPED_STATUS=143  # aloe.checkpointing.STOPPED_EXIT_STATUS: stopped after a checkpoint.
+stopped=0
 running=("${pids[@]}")
 while ((${#running[@]} > 0)); do
   finished=""
@@ -112,10 +118,14 @@ while ((${#running[@]} > 0)); do
     stop_all
     exit 1
   fi
-  if ((status != 0)); then
-    for ((i = 0; i < num_processes; i++)); do
-      [[ "${pids[i]}" == "$finished" ]] && index=$i
-    done
+  for ((i = 0; i < num_processes; i++)); do
+    [[ "${pids[i]}" == "$finished" ]] && index=$i
+  done
+  if ((status == STOPPED_STATUS)); then
+    ((stopped)) || echo "$0: process ${index} (pid ${finished}) stopped on request after" \
+      "saving a checkpoint; waiting for the others to stop at the same step" >&2
+    stopped=1
+  elif ((status != 0)); then
     echo "$0: process ${index} (pid ${finished}) failed with status ${status};" \
          "stopping the others" >&2
     stop_all
@@ -128,5 +138,9 @@ while ((${#running[@]} > 0)); do
   done
   running=("${still[@]}")
 done
+if ((stopped)); then
+  echo "$0: stopped after a checkpoint; run the same command again to resume" >&2
+  exit "$STOPPED_STATUS"
+fi
 echo "$0: all ${num_processes} processes finished" >&2
 exit 0

@@ -254,7 +254,8 @@ def test_gather_from_processes_with_unequal_rows_and_wide_dtypes(tmp_path):
 
 FAKE_PYTHON = textwrap.dedent("""\
     #!/usr/bin/env bash
-    # Records its arguments (one per line) and environment; process FAIL_ID fails.
+    # Records its arguments (one per line) and environment; process FAIL_ID fails,
+    # or every process stops on request (status 143), STOP_ID first.
     for arg in "$@"; do
       case "$arg" in --process_id=*) id="${arg#*=}";; esac
     done
@@ -263,6 +264,10 @@ FAKE_PYTHON = textwrap.dedent("""\
     printf 'XLA_FLAGS=%s\\nJAX_PLATFORMS=%s\\nJAX_LOCAL_DEVICE_IDS=%s\\nPWD=%s\\n' \\
         "${XLA_FLAGS:-}" "${JAX_PLATFORMS:-}" "${JAX_LOCAL_DEVICE_IDS:-}" "$PWD" > "$out.env"
     echo $$ > "$out.pid"
+    if [[ -n "${STOP_ID:-}" ]]; then  # Process STOP_ID stops first, the others later.
+      if [[ "$id" == "$STOP_ID" ]]; then sleep 0.3; exit 143; fi
+      sleep 1.5; touch "$out.stopped"; exit 143
+    fi
     if [[ -n "${FAIL_ID:-}" ]]; then
       if [[ "$id" == "$FAIL_ID" ]]; then sleep 0.3; exit 3; fi
       exec sleep 60
@@ -324,6 +329,19 @@ def test_local_launcher_stops_the_others_when_one_fails(fake_python):
         pid = int((records / f"call_{index}.pid").read_text())
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_local_launcher_waits_for_a_stop_on_request_and_passes_it_on(fake_python):
+    python, records = fake_python
+    env = {**os.environ, "PYTHON": python, "PORT": "12345", "RECORD_DIR": str(records),
+           "STOP_ID": "1", "KILL_GRACE_SECONDS": "5"}
+    done = subprocess.run([f"{REPO}/launch/local.sh", "3"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 143, done.stderr
+    assert "failed" not in done.stderr
+    assert "process 1" in done.stderr and "run the same command again" in done.stderr
+    for index in (0, 2):  # Not killed: each stopped by itself after process 1.
+        assert (records / f"call_{index}.stopped").exists()
 
 
 def test_local_launcher_rejects_a_bad_process_count():
