@@ -9,7 +9,9 @@ standard deviation (ddof = 1) when there are several; an "answer prior" row when
 given one; CATER's metrics split by a labels field (`grouped_cater_metrics`); and
 the training metrics of each run's last logging interval, `train/...`, read from
 its `scalars.jsonl` (`final_training_scalars`), which tell whether a model fits
-its training questions better than held-out ones.
+its training questions better than held-out ones. Runs that validated during
+training (`train.eval_every`) also get their learning curve (`validation_curve`),
+averaged over seeds.
 """
 
 import dataclasses
@@ -105,6 +107,35 @@ def final_training_scalars(workdir: str) -> dict[str, float]:
     return {k: v for k, v in logged[-1].items() if k.startswith("train/")} if logged else {}
 
 
+def validation_curve(workdir: str) -> dict[int, dict[str, float]]:
+    """`{step: scalars}` at every step of `workdir`'s `scalars.jsonl` with `valid/*` scalars
+    (`train.eval_every`): those and the `train/*` scalars of the interval ending there."""
+    path = os.path.join(workdir, reporting.SCALARS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    return {step: {k: v for k, v in values.items() if k.startswith(("valid/", "train/"))}
+            for step, values in reporting.read_scalars(path).items()
+            if any(tag.startswith("valid/") for tag in values)}
+
+
+def _statistics(values: Sequence[float]) -> dict[str, Any]:
+    return {"mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else None, "values": list(values)}
+
+
+def _mean_curve(curves: Sequence[dict[int, dict[str, float]]]) -> list[dict[str, Any]]:
+    """The steps every seed validated at, each `{'step', 'metrics': {tag: statistics}}`."""
+    if not curves:
+        return []
+    steps = sorted(set.intersection(*(set(curve) for curve in curves)))
+    points = []
+    for step in steps:
+        tags = set.intersection(*(set(curve[step]) for curve in curves))
+        points.append({"step": step, "metrics": {
+            tag: _statistics([curve[step][tag] for curve in curves]) for tag in sorted(tags)}})
+    return points
+
+
 def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
               split_by: Sequence[str] = ()) -> dict[str, Any]:
     """Mean and spread of each metric of each run name over its finished seeds.
@@ -116,13 +147,16 @@ def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
       1), None for one seed. With `prior`, a last row named "answer prior"
       (no seeds) holds its metrics; `split_by` adds the grouped CATER metrics. A
       run's training metrics at its end (`final_training_scalars`) are columns
-      `train/...`, over the seeds whose workdir has them.
+      `train/...`, over the seeds whose workdir has them. A row whose runs
+      validated during training (`validation_curve`) has a 'curve': `[{'step',
+      'metrics': {tag: {'mean', 'std', 'values'}}}]` over the steps all its
+      finished seeds validated at.
     """
     rows: dict[str, dict[str, Any]] = {}
     columns: set[str] = set()
     for run in runs:
         row = rows.setdefault(run.name, {"name": run.name, "config": run.config, "seeds": [],
-                                         "finished_seeds": [], "values": {}})
+                                         "finished_seeds": [], "values": {}, "curves": []})
         row["seeds"].append(run.seed)
         if not run.finished():
             continue
@@ -131,6 +165,9 @@ def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
             results.update(grouped_cater_metrics(run, split_by))
         row["finished_seeds"].append(run.seed)
         results.update(final_training_scalars(run.workdir))
+        curve = validation_curve(run.workdir)
+        if curve:
+            row["curves"].append(curve)
         for key, value in results.items():
             if (key in _NOT_METRICS or key.startswith("num_") or isinstance(value, bool)
                     or not isinstance(value, (int, float))):
@@ -139,14 +176,14 @@ def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
             row["values"].setdefault(key, []).append(float(value))
     if prior is not None:
         rows["answer prior"] = {"name": "answer prior", "config": "", "seeds": [],
-                                "finished_seeds": [],
+                                "finished_seeds": [], "curves": [],
                                 "values": {k: [float(v)] for k, v in prior.items()}}
         columns.update(prior)
     for row in rows.values():
-        values = row.pop("values")
-        row["metrics"] = {key: {"mean": statistics.fmean(v),
-                                "std": statistics.stdev(v) if len(v) > 1 else None, "values": v}
-                          for key, v in values.items()}
+        row["metrics"] = {key: _statistics(v) for key, v in row.pop("values").items()}
+        curves = row.pop("curves")
+        if curves and len(curves) == len(row["finished_seeds"]):
+            row["curve"] = _mean_curve(curves)
     return {"columns": _ordered_metrics(columns), "runs": list(rows.values())}
 
 
@@ -168,7 +205,42 @@ def markdown_by_type(summary: dict[str, Any]) -> str:
     if training:
         sections.append("### training, mean over the last logging interval\n\n"
                         + markdown_table(summary, training))
+    curves = markdown_curves(summary)
+    if curves:
+        sections.append("### validation during training\n\n" + curves)
     return "\n".join(sections)
+
+
+# The learning-curve columns, where runs have them: training, then validation.
+CURVE_COLUMNS = ("train/descriptive_accuracy", "valid/descriptive",
+                 "valid/explanatory_per_option", "valid/predictive_per_option",
+                 "valid/counterfactual_per_option", "train/multiple_choice_per_option",
+                 "valid/multiple_choice_per_option", "valid/top1", "valid/l1")
+
+
+def markdown_curves(summary: dict[str, Any]) -> str:
+    """A table of every row's 'curve' (run, step; `CURVE_COLUMNS` it has), or ''."""
+    rows = [row for row in summary["runs"] if row.get("curve")]
+    present = {tag for row in rows for point in row["curve"] for tag in point["metrics"]}
+    columns = [c for c in CURVE_COLUMNS if c in present]
+    if not columns:
+        return ""
+    lines = ["| run | step | seeds | " + " | ".join(columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
+    for row in rows:
+        for point in row["curve"]:
+            lines.append(f"| {row['name']} | {point['step']} | {len(row['finished_seeds'])} | "
+                         + " | ".join(_cell(point["metrics"].get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(metric: Optional[dict[str, Any]]) -> str:
+    """`mean ± std`, the single value, or "–"."""
+    if metric is None:
+        return "–"
+    if metric["std"] is None:
+        return f"{metric['mean']:.4f}"
+    return f"{metric['mean']:.4f} ± {metric['std']:.4f}"
 
 
 def markdown_table(summary: dict[str, Any], columns: Optional[Sequence[str]] = None) -> str:
@@ -182,15 +254,7 @@ def markdown_table(summary: dict[str, Any], columns: Optional[Sequence[str]] = N
     lines = ["| run | seeds | " + " | ".join(columns) + " |",
              "|---|---|" + "---|" * len(columns)]
     for row in summary["runs"]:
-        cells = []
-        for column in columns:
-            metric = row["metrics"].get(column)
-            if metric is None:
-                cells.append("–")
-            elif metric["std"] is None:
-                cells.append(f"{metric['mean']:.4f}")
-            else:
-                cells.append(f"{metric['mean']:.4f} ± {metric['std']:.4f}")
+        cells = [_cell(row["metrics"].get(column)) for column in columns]
         seeds = f"{len(row['finished_seeds'])}/{len(row['seeds'])}" if row["seeds"] else "–"
         lines.append(f"| {row['name']} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -210,6 +274,12 @@ def write_results(out: str, runs: Sequence[Run], prior: Optional[dict[str, float
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
+    if tables == "by_type":
+        text = markdown_by_type(summary)
+    else:
+        curves = markdown_curves(summary)
+        text = markdown_table(summary) + (f"\n### validation during training\n\n{curves}"
+                                          if curves else "")
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
-        f.write(markdown_by_type(summary) if tables == "by_type" else markdown_table(summary))
+        f.write(text)
     return summary

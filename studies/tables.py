@@ -10,17 +10,19 @@ seeds), with the part's answer prior where it has one: per CLEVRER question type
 per option and per question); a part evaluated with the counterfactual difficulty
 split (Appendix B) in a table of that split; parts with CATER's metrics in a table of
 top-1 / top-5 / L1 and their split by where the snitch is at the end; any other part
-in a table of its own columns. With `--readme` it also
+in a table of its own columns; runs that validated during training in a last table
+of their learning curves. With `--readme` it also
 replaces the text between the `<!-- table:{study}:begin -->` and
 `<!-- table:{study}:end -->` lines of that file for every study the file marks,
 so the README never holds a hand-typed result.
 """
 
 import argparse
-import json
 import os
 import sys
 from typing import Any, Optional, Sequence
+
+from aloe import json_io
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Parts in reading order; a study's parts not named here follow in sorted order.
@@ -53,6 +55,14 @@ COUNTERFACTUAL_SPLIT_COLUMNS = (
     ("counterfactual_hard_share", "hard: share"),
     ("counterfactual_hard_per_option", "hard / option"),
     ("counterfactual_hard_per_question", "hard / question"))
+# Learning curves: parts whose runs validated during training (`train.eval_every`) get a
+# row per validation step in one more table, with the columns some of them have.
+CURVE_COLUMNS = (("train/descriptive_accuracy", "descriptive, training"),
+                 ("valid/descriptive", "descriptive"),
+                 ("valid/explanatory_per_option", "explanatory / option"),
+                 ("valid/predictive_per_option", "predictive / option"),
+                 ("valid/counterfactual_per_option", "counterfactual / option"),
+                 ("valid/top1", "top-1"), ("valid/l1", "L1"))
 # Columns shown only in a table where some run has them (runs before the training log).
 OPTIONAL = frozenset({"train/descriptive_accuracy"})
 # (marker metrics, columns) in the order the tables appear. A part goes in the table of
@@ -105,6 +115,24 @@ def _header(titles: Sequence[str]) -> list[str]:
             "|---|---|---|" + "---|" * len(titles)]
 
 
+def _curve_table(parts: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """The validation steps of every run with a 'curve' (`aloe.study_results`), or ''."""
+    rows = [(part, row) for part, summary in parts for row in summary["runs"]
+            if row.get("curve")]
+    present = {tag for _, row in rows for point in row["curve"] for tag in point["metrics"]}
+    shown = [(key, title) for key, title in CURVE_COLUMNS if key in present]
+    if not shown:
+        return ""
+    lines = ["| part | run | step | seeds | " + " | ".join(t for _, t in shown) + " |",
+             "|---|---|---|---|" + "---|" * len(shown)]
+    for part, row in rows:
+        for point in row["curve"]:
+            lines.append(f"| {part} | {row['name']} | {point['step']} | "
+                         f"{len(row['finished_seeds'])} | " + " | ".join(
+                             _cell(point["metrics"].get(key)) for key, _ in shown) + " |")
+    return "\n".join(lines)
+
+
 def table(study: str, root: str = HERE) -> str:
     """The Markdown tables of `root/study`'s finished runs, each part's prior after its runs.
 
@@ -121,8 +149,7 @@ def table(study: str, root: str = HERE) -> str:
     others = []
     for part in _parts(directory):
         path = os.path.join(directory, part, "results.json")
-        with open(path, encoding="utf-8") as f:
-            summary = json.load(f)
+        summary = json_io.read_json(path)
         try:
             metrics = {key for row in summary["runs"] for key in row["metrics"]}
             for index in _MATCH_ORDER:
@@ -145,6 +172,9 @@ def table(study: str, root: str = HERE) -> str:
         if parts:
             tables.append("\n".join(lines))
     tables += others
+    curves = _curve_table([(part, summary) for parts in members for part, summary in parts])
+    if curves:
+        tables.append(curves)
     return "\n\n".join(tables or ["\n".join(_header([t for _, t in CLEVRER_COLUMNS]))]) + "\n"
 
 

@@ -149,8 +149,11 @@ def test_prior_row_tables_by_type_and_only(tmp_path, capsys):
     sections = text.split("### ")[1:]
     assert [s.splitlines()[0] for s in sections] == [
         "descriptive", "explanatory", "counterfactual", "other metrics",
-        "training, mean over the last logging interval"]
+        "training, mean over the last logging interval", "validation during training"]
     assert sections[4].splitlines()[4] == "| a | 1/1 | 0.7500 | 1.0000 |"
+    assert sections[5].splitlines()[2:] == [
+        "| run | step | seeds | train/descriptive_accuracy | valid/descriptive |",
+        "|---|---|---|---|---|", "| a | 2 | 1 | 0.7500 | 0.8000 |"]
     explanatory = sections[1].splitlines()
     assert explanatory[2] == ("| run | seeds | explanatory_per_option | "
                               "explanatory_per_question |")
@@ -163,6 +166,32 @@ def test_prior_row_tables_by_type_and_only(tmp_path, capsys):
                 "--only", "mlp:1,base", "--dry_run"])
     lines = capsys.readouterr().out.splitlines()
     assert [("not selected" in line) for line in lines] == [False, False, True, False]
+
+
+def test_validation_curve_is_averaged_over_seeds_at_the_steps_all_validated(tmp_path):
+    runs = [study.Run("a", "cfg", seed, str(tmp_path / "a" / f"seed_{seed}"),
+                      str(tmp_path / "a" / f"seed_{seed}" / "eval_valid_4.json"), ())
+            for seed in (0, 1)]
+    logs = {0: {2: 0.5, 4: 0.75}, 1: {2: 0.25, 3: 0.4, 4: 0.5}}  # Seed 1 also validated at 3.
+    for run in runs:
+        write_eval(run, {"descriptive": logs[run.seed][4]})
+        writer = reporting.create_writer(run.workdir)
+        for step, value in logs[run.seed].items():
+            writer.write_scalars(step, {"train/descriptive_accuracy": value + 0.1,
+                                        "train/loss": 1.0})
+            writer.write_scalars(step, {"valid/descriptive": value, "valid/num_descriptive": 9})
+        writer.write_scalars(5, {"train/descriptive_accuracy": 0.9})  # No validation at 5.
+        writer.flush()
+    summary = study_results.write_results(str(tmp_path), runs)
+    curve = summary["runs"][0]["curve"]
+    assert [point["step"] for point in curve] == [2, 4]
+    np.testing.assert_allclose(curve[0]["metrics"]["valid/descriptive"]["mean"], 0.375)
+    np.testing.assert_allclose(curve[1]["metrics"]["valid/descriptive"]["std"],
+                               np.std([0.75, 0.5], ddof=1))
+    np.testing.assert_allclose(curve[1]["metrics"]["train/descriptive_accuracy"]["values"],
+                               [0.85, 0.6])
+    lines = (tmp_path / "results.md").read_text().split("### validation during training")[1]
+    assert "| a | 4 | 2 | 0.7250 ± 0.1768 | 0.6250 ± 0.1768 |" in lines.splitlines()
 
 
 def test_cater_runs_split_by_a_labels_field(tmp_path):

@@ -86,6 +86,23 @@ def test_cater_parts_and_other_parts_get_tables_of_their_own(tmp_path):
     assert other.splitlines()[2] == "| other | full | 1/2 | 2.000 |"
 
 
+def test_runs_that_validated_during_training_get_a_learning_curve_table(tmp_path):
+    run = _run("full", [0], [0.5])
+    run["curve"] = [{"step": step, "metrics": {
+        "train/descriptive_accuracy": {"mean": train, "std": None},
+        "valid/descriptive": {"mean": valid, "std": None}}}
+        for step, train, valid in ((100, 0.5, 0.25), (200, 0.75, 0.5))]
+    _write(tmp_path / "demo" / "long", [run, _run("short", [0], [0.25])])
+    text = tables.table("demo", str(tmp_path))
+    clevrer, curves = text.split("\n\n")
+    assert "| long | short | 1/1 | 0.250 |" in clevrer
+    assert curves.splitlines() == [
+        "| part | run | step | seeds | descriptive, training | descriptive |",
+        "|---|---|---|---|---|---|",
+        "| long | full | 100 | 1 | 0.500 | 0.250 |",
+        "| long | full | 200 | 1 | 0.750 | 0.500 |"]
+
+
 def test_a_malformed_results_file_is_named(tmp_path):
     _write(tmp_path / "demo" / "fraction_1.0", [{"name": "a"}])
     with pytest.raises(ValueError, match=r"fraction_1.0/results.json: field 'metrics'"):
