@@ -96,25 +96,25 @@ def grouped_cater_metrics(run: Run, fields: Sequence[str]) -> dict[str, float]:
             if any(k.endswith(f"_{f}") for f in fields)}
 
 
-def final_training_scalars(workdir: str) -> dict[str, float]:
-    """The `train/*` scalars of the last training log in `workdir`'s `scalars.jsonl`
-    (each the mean over its logging interval); {} without that file."""
+def run_scalars(workdir: str) -> dict[int, dict[str, float]]:
+    """`workdir`'s `scalars.jsonl` as `reporting.read_scalars` gives it; {} without one."""
     path = os.path.join(workdir, reporting.SCALARS_FILE)
-    if not os.path.isfile(path):
-        return {}
-    logged = [values for values in reporting.read_scalars(path).values()
+    return reporting.read_scalars(path) if os.path.isfile(path) else {}
+
+
+def final_training_scalars(scalars: dict[int, dict[str, float]]) -> dict[str, float]:
+    """The `train/*` scalars of the last training log of a run's `scalars` (`run_scalars`),
+    each the mean over its logging interval; {} without one."""
+    logged = [values for values in scalars.values()
               if any(tag.startswith("train/") for tag in values)]
     return {k: v for k, v in logged[-1].items() if k.startswith("train/")} if logged else {}
 
 
-def validation_curve(workdir: str) -> dict[int, dict[str, float]]:
-    """`{step: scalars}` at every step of `workdir`'s `scalars.jsonl` with `valid/*` scalars
-    (`train.eval_every`): those and the `train/*` scalars of the interval ending there."""
-    path = os.path.join(workdir, reporting.SCALARS_FILE)
-    if not os.path.isfile(path):
-        return {}
+def validation_curve(scalars: dict[int, dict[str, float]]) -> dict[int, dict[str, float]]:
+    """`{step: scalars}` at every step of a run's `scalars` (`run_scalars`) with `valid/*`
+    scalars (`train.eval_every`): those and the `train/*` scalars of the interval ending there."""
     return {step: {k: v for k, v in values.items() if k.startswith(("valid/", "train/"))}
-            for step, values in reporting.read_scalars(path).items()
+            for step, values in scalars.items()
             if any(tag.startswith("valid/") for tag in values)}
 
 
@@ -164,8 +164,9 @@ def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
         if split_by:
             results.update(grouped_cater_metrics(run, split_by))
         row["finished_seeds"].append(run.seed)
-        results.update(final_training_scalars(run.workdir))
-        curve = validation_curve(run.workdir)
+        scalars = run_scalars(run.workdir)
+        results.update(final_training_scalars(scalars))
+        curve = validation_curve(scalars)
         if curve:
             row["curves"].append(curve)
         for key, value in results.items():
@@ -205,10 +206,7 @@ def markdown_by_type(summary: dict[str, Any]) -> str:
     if training:
         sections.append("### training, mean over the last logging interval\n\n"
                         + markdown_table(summary, training))
-    curves = markdown_curves(summary)
-    if curves:
-        sections.append("### validation during training\n\n" + curves)
-    return "\n".join(sections)
+    return "\n".join(part for part in sections + [markdown_curves(summary)] if part)
 
 
 # The learning-curve columns, where runs have them: training, then validation.
@@ -219,7 +217,8 @@ CURVE_COLUMNS = ("train/descriptive_accuracy", "valid/descriptive",
 
 
 def markdown_curves(summary: dict[str, Any]) -> str:
-    """A table of every row's 'curve' (run, step; `CURVE_COLUMNS` it has), or ''."""
+    """A section "validation during training": a table of every row's 'curve' (run, step;
+    the `CURVE_COLUMNS` it has), or '' when no row has one."""
     rows = [row for row in summary["runs"] if row.get("curve")]
     present = {tag for row in rows for point in row["curve"] for tag in point["metrics"]}
     columns = [c for c in CURVE_COLUMNS if c in present]
@@ -231,7 +230,7 @@ def markdown_curves(summary: dict[str, Any]) -> str:
         for point in row["curve"]:
             lines.append(f"| {row['name']} | {point['step']} | {len(row['finished_seeds'])} | "
                          + " | ".join(_cell(point["metrics"].get(c)) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
+    return "### validation during training\n\n" + "\n".join(lines) + "\n"
 
 
 def _cell(metric: Optional[dict[str, Any]]) -> str:
@@ -277,9 +276,8 @@ def write_results(out: str, runs: Sequence[Run], prior: Optional[dict[str, float
     if tables == "by_type":
         text = markdown_by_type(summary)
     else:
-        curves = markdown_curves(summary)
-        text = markdown_table(summary) + (f"\n### validation during training\n\n{curves}"
-                                          if curves else "")
+        text = "\n".join(part for part in (markdown_table(summary), markdown_curves(summary))
+                          if part)
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
         f.write(text)
     return summary
