@@ -48,18 +48,23 @@ rows() {  # rows CONFIG NAMES...: --run NAME=CONFIG:NAME for every name
   for name in "$@"; do printf -- '--run\n%s=%s:%s\n' "$name" "$config" "$name"; done
 }
 
-part_data() {
-  if [[ ! -f "$DATA/clevrer/questions/validation.json" ]]; then
-    "$PYTHON" -m aloe.synthetic.clevrer --out "$DATA/clevrer" --num_videos 2000 --seed 0 \
-      --render false
+clevrer_set() {  # clevrer_set DIR NUM_VIDEOS SEED PRIOR ORDERS...: videos, stores, prior
+  local dir="$1" videos="$2" seed="$3" prior="$4"; shift 4
+  if [[ ! -f "$dir/clevrer/questions/validation.json" ]]; then
+    "$PYTHON" -m aloe.synthetic.clevrer --out "$dir/clevrer" --num_videos "$videos" \
+      --seed "$seed" --render false
   fi
-  for order in identity per_frame; do
-    if [[ ! -f "$DATA/$order/object_states.json" ]]; then
-      "$PYTHON" -m aloe.data.object_states --annotations "$DATA/clevrer/annotations" \
-        --questions "$DATA/clevrer/questions" --out "$DATA/$order" --slot_order "$order"
+  for order in "$@"; do
+    if [[ ! -f "$dir/$order/object_states.json" ]]; then
+      "$PYTHON" -m aloe.data.object_states --annotations "$dir/clevrer/annotations" \
+        --questions "$dir/clevrer/questions" --out "$dir/$order" --slot_order "$order"
     fi
   done
-  "$PYTHON" -m aloe.answer_prior --root "$DATA/identity" --out "$OUT/clevrer_prior.json"
+  "$PYTHON" -m aloe.answer_prior --root "$dir/identity" --out "$prior"
+}
+
+part_data() {
+  clevrer_set "$DATA" 2000 0 "$OUT/clevrer_prior.json" identity per_frame
   if [[ ! -f "$DATA/cater/all_actions_cameramotion/lists/localize/val.txt" ]]; then
     "$PYTHON" -m aloe.synthetic.cater --out "$DATA/cater" --num_videos 500 --seed 0 \
       --render false
@@ -125,15 +130,7 @@ part_long() {
   # the contested pair what the table's rows lack: twice the videos (4,000, seed 1) and
   # 4x the steps with a cosine decay, validated every 1,500 steps (learning curves).
   local data="${DATA}_4k"
-  if [[ ! -f "$data/clevrer/questions/validation.json" ]]; then
-    "$PYTHON" -m aloe.synthetic.clevrer --out "$data/clevrer" --num_videos 4000 --seed 1 \
-      --render false
-  fi
-  if [[ ! -f "$data/identity/object_states.json" ]]; then
-    "$PYTHON" -m aloe.data.object_states --annotations "$data/clevrer/annotations" \
-      --questions "$data/clevrer/questions" --out "$data/identity" --slot_order identity
-  fi
-  "$PYTHON" -m aloe.answer_prior --root "$data/identity" --out "$OUT/clevrer_4k_prior.json"
+  clevrer_set "$data" 4000 1 "$OUT/clevrer_4k_prior.json" identity
   mapfile -t RUNS < <(rows configs/object_states.py full no_auxiliary)
   study "$OUT/long" "${RUNS[@]}" --prior "$OUT/clevrer_4k_prior.json" --tables by_type \
     --override data.root="$data/identity" --override optimizer.schedule=cosine \
