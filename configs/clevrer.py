@@ -34,6 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
     # random start in 0..7, SlotFormer's Aloe: token distances then mean the same time
     # offsets in training and evaluation). The paper configs follow the paper.
     config.data.train_frames = "random"
+    # Evaluation frames: "strided" (the release's stride from frame 0) or "spanning" (first
+    # to last frame; with 12 of 128 frames the stride stops at frame 110 and hides the end).
+    config.data.eval_frames = "strided"
     config.data.num_slots = 8        # MONet slots per frame.
     config.data.max_question_len = 20
     config.data.max_choice_len = 12

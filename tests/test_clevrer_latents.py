@@ -197,6 +197,16 @@ def test_strided_training_frames(root):
     np.testing.assert_array_equal(_source(evaluated)[1][0], np.arange(25) * 5)
 
 
+def test_spanning_evaluation_frames_reach_the_last_frame(root):
+    data = ClevrerLatentData(root, "train", VOCAB, num_frames=12, eval_frames="spanning")
+    batch = next(iter(data.eval_batches(4)))
+    for kind in ("descriptive", "multiple_choice"):
+        _, frames = _source(batch[kind]["latents"])
+        np.testing.assert_array_equal(frames[0], np.round(np.linspace(0, 127, 12)))
+    with pytest.raises(ValueError, match="eval_frames must be one of"):
+        ClevrerLatentData(root, "train", VOCAB, eval_frames="random")
+
+
 @pytest.mark.parametrize("process_count", [1, 2, 3])
 def test_eval_visits_every_question_once_in_lockstep(root, process_count):
     data = [ClevrerLatentData(root, "train", VOCAB, num_frames=25, process_index=p,

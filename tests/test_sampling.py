@@ -51,6 +51,15 @@ def test_train_frame_samplers_by_name():
         sampling.train_frame_sampler("sorted")
 
 
+def test_eval_frame_choices_by_name():
+    strided, spanning = (sampling.eval_frame_choice(name) for name in ("strided", "spanning"))
+    # 12 of 128: the release's stride stops at frame 110, spanning frames reach the last.
+    np.testing.assert_array_equal(strided(128, 12), np.arange(12) * 10)
+    assert spanning(128, 12)[0] == 0 and spanning(128, 12)[-1] == 127
+    with pytest.raises(ValueError, match="eval_frames must be one of"):
+        sampling.eval_frame_choice("random")
+
+
 @pytest.mark.parametrize("num_rows, count", [(10, 3), (2, 4), (0, 2), (7, 1)])
 def test_process_shares_cover_every_row_once(num_rows, count):
     shares = [sampling.ProcessShard(index, count).rows(num_rows) for index in range(count)]

@@ -42,7 +42,7 @@ def family(question: Mapping[str, Any]) -> str:
     return "+".join([name] + [e for e, modules in EVENTS.items() if program & set(modules)])
 
 
-def _answered(question: Mapping[str, Any]) -> bool:
+def answered(question: Mapping[str, Any]) -> bool:
     """Whether a question (`read_question_file` features) carries its answers."""
     if question["question_type"] == "descriptive":
         return bool(question["answer"])
@@ -73,11 +73,11 @@ def family_report(questions_file: str, predictions_file: str,
     predicted = difficulty.read_predictions(predictions_file)
     prior = answer_prior.clevrer_prior_answers(
         [q for scene in clevrer.read_question_file(train_file).values()
-         for q in filter(_answered, scene["questions"])])
+         for q in filter(answered, scene["questions"])])
     model, baseline = collections.defaultdict(list), collections.defaultdict(list)
     counts = collections.Counter()
     for scene_index, scene in clevrer.read_question_file(questions_file).items():
-        for q in filter(_answered, scene["questions"]):
+        for q in filter(answered, scene["questions"]):
             key = (scene_index, q["question_id"])
             if key not in predicted:
                 raise ValueError(f"{predictions_file}: no prediction for question "

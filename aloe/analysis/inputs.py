@@ -114,7 +114,8 @@ def load_scene(data_config: ml_collections.ConfigDict, vocab: vocab_lib.Vocab, s
     else:
         raise ValueError(f"{where}: no such question in the file.")
     all_latents = latents_lib.LatentStore(data_config.root, split).read(scene)
-    frame_indices = sampling.evenly_spaced_frames(all_latents.shape[0], data_config.num_frames)
+    frame_indices = sampling.eval_frame_choice(data_config.get("eval_frames", "strided"))(
+        all_latents.shape[0], data_config.num_frames)
     return {"latents": all_latents[frame_indices], "frame_indices": frame_indices,
             "total_frames": all_latents.shape[0], "question": question, "choice": choice,
             "kind": kind, "true_answer": true_answer}

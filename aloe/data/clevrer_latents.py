@@ -20,8 +20,9 @@ gets its own `num_frames` frames drawn uniformly without replacement from the
 video and sorted.
 
 Evaluation batches (`eval_batches`) visit every question of the split exactly
-once in file order, with evenly spaced frames `arange(n) * (frames // n)`
-(stride 5 from frame 0 for 25 of 128, as the release). Each process takes a
+once in file order, with evenly spaced frames: `arange(n) * (frames // n)` by
+default (stride 5 from frame 0 for 25 of 128, as the release), or spread from
+the first frame to the last (`eval_frames="spanning"`). Each process takes a
 contiguous share of the questions (sizes differ by at most one) and every
 process yields the same number of batches, the last ones padded with rows
 whose `valid` is False, so that collective evaluation steps stay in lockstep.
@@ -67,7 +68,7 @@ class ClevrerLatentData:
                  arrays_root: str | os.PathLike | None = None,
                  dtype: np.dtype = np.float32, preload: bool = True,
                  answers_outside_vocab: str = "error",
-                 train_frames: str = "random"):
+                 train_frames: str = "random", eval_frames: str = "strided"):
         """Parses `{root}/{split}.json` and opens the per-scene arrays of its scenes.
 
         Args:
@@ -88,8 +89,9 @@ class ClevrerLatentData:
           answers_outside_vocab: 'error' or 'count' (evaluation splits: such an
             answer becomes `questions.OUTSIDE_VOCAB`, never trained on, always wrong).
           train_frames: the training frame sampler, "random" or "strided"
-            (`sampling.TRAIN_FRAME_SAMPLERS`); evaluation always reads
-            `sampling.evenly_spaced_frames`.
+            (`sampling.TRAIN_FRAME_SAMPLERS`).
+          eval_frames: the evaluation frames, "strided" (the release's) or
+            "spanning" (`sampling.EVAL_FRAMES`).
 
         Raises:
           ValueError / FileNotFoundError: a malformed question file, a missing or
@@ -98,6 +100,7 @@ class ClevrerLatentData:
         """
         self.shard = sampling.ProcessShard(process_index, process_count)
         self._sample_frames = sampling.train_frame_sampler(train_frames)
+        self._eval_frames = sampling.eval_frame_choice(eval_frames)
         if unknown_words == "unk" and vocab.unk_id is None:
             raise ValueError("unknown_words='unk' needs a vocabulary that reserves '<unk>' "
                              "(load or build it with unknown='unk').")
@@ -242,7 +245,7 @@ class ClevrerLatentData:
           int64 / int32 arrays, -1 in padding rows.
         """
         local = self.shard.local_size(batch_size, "batch_size")
-        frames = sampling.evenly_spaced_frames(self.total_frames, self.num_frames)
+        frames = self._eval_frames(self.total_frames, self.num_frames)
         desc, mc = self.questions.descriptive, self.questions.multiple_choice
         for desc_rows, mc_rows in self.shard.eval_rows(batch_size, len(desc), len(mc)):
             desc_batch = sampling.pad_rows(self._descriptive(desc_rows, frames), local,

@@ -3,8 +3,8 @@
 Frames: training draws `sample_frames` (distinct, uniform, sorted per row: the
 paper's) or `strided_frames` (the evaluation stride from a random start:
 SlotFormer's Aloe), by name through `train_frame_sampler`; evaluation reads a
-fixed set, `evenly_spaced_frames` (CLEVRER's stride from frame 0) or
-`spanning_frames` (both ends included, CATER's).
+fixed set, by name through `eval_frame_choice`: `evenly_spaced_frames` (CLEVRER's stride
+from frame 0) or `spanning_frames` (both ends included, CATER's).
 
 Processes: a global batch of a training step is drawn identically on every
 process, and each keeps its contiguous slice of rows (`ProcessShard.local`);
@@ -69,6 +69,20 @@ def spanning_frames(total_frames: int, num_frames: int) -> np.ndarray:
     if num_frames == 1:
         return np.asarray([total_frames - 1], np.int64)
     return np.round(np.linspace(0, total_frames - 1, num_frames)).astype(np.int64)
+
+
+# Evaluation frame choices: "strided" is the release's (25 of CLEVRER's 128 frames: 0, 5,
+# .., 120), "spanning" reaches the last frame whatever the count (12 frames: 0, 12, .., 127,
+# where the stride would stop at 110 and hide the video's end).
+EVAL_FRAMES: dict[str, Callable[[int, int], np.ndarray]] = {
+    "strided": evenly_spaced_frames, "spanning": spanning_frames}
+
+
+def eval_frame_choice(name: str) -> Callable[[int, int], np.ndarray]:
+    """The evaluation frames called `name` (`EVAL_FRAMES`): `(total, num) -> int64 [num]`."""
+    if name not in EVAL_FRAMES:
+        raise ValueError(f"eval_frames must be one of {tuple(EVAL_FRAMES)}, got {name!r}.")
+    return EVAL_FRAMES[name]
 
 
 def process_rows(num_rows: int, process_index: int, process_count: int) -> np.ndarray:

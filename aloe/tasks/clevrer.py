@@ -93,7 +93,8 @@ class ClevrerTask:
                 # An evaluation answer the vocabulary lacks is counted (always wrong).
                 answers_outside_vocab="error" if split == d.train_split else "count",
                 arrays_root=inputs.root, dtype=inputs.dtype, preload=inputs.preload,
-                train_frames=d.get("train_frames", "random"))
+                train_frames=d.get("train_frames", "random"),
+                eval_frames=d.get("eval_frames", "strided"))
             inputs.check_array(data.store.path(data.scene_indices[0]), data.array_shape)
             self._splits[split] = data
         return self._splits[split]
