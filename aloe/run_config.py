@@ -45,7 +45,7 @@ VOCAB_FILE = "vocab.json"
 # (aloe.gradients: exactly for losses that are means over examples).
 FREE_FIELDS = ("train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
                "train.eval_every", "train.eval_batches", "train.init_from", "train.microbatches",
-               "eval.*", "extract.*")
+               "data.eval_frames", "eval.*", "extract.*")
 
 
 class ConfigChangeError(ValueError):
