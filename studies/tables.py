@@ -10,8 +10,10 @@ seeds), with the part's answer prior where it has one: per CLEVRER question type
 per option and per question); a part evaluated with the counterfactual difficulty
 split (Appendix B) in a table of that split; parts with CATER's metrics in a table of
 top-1 / top-5 / L1 and their split by where the snitch is at the end; any other part
-in a table of its own columns; runs that validated during training in a last table
-of their learning curves. With `--readme` it also
+in a table of its own columns; runs that validated during training in a table of
+their learning curves; and the study's `sampled_states_*.json` files
+(`aloe.analysis.sampled_states`: the symbolic executor on videos rebuilt from the
+sampled frames alone) in a last table. With `--readme` it also
 replaces the text between the `<!-- table:{study}:begin -->` and
 `<!-- table:{study}:end -->` lines of that file for every study the file marks,
 so the README never holds a hand-typed result.
@@ -27,8 +29,8 @@ from aloe import json_io
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Parts in reading order; a study's parts not named here follow in sorted order.
 PART_ORDER = ("fraction_1.0", "fraction_0.5", "pixels", "table1_fraction_1.0",
-              "table1_fraction_0.5", "optimizer", "auxiliary_weight_1.0", "slots", "masking",
-              "long", "counterfactual")
+              "table1_fraction_0.5", "optimizer", "auxiliary_weight_1.0", "slots", "frames",
+              "masking", "long", "counterfactual")
 CLEVRER_COLUMNS = (("descriptive", "descriptive"),
                    # The training questions of the last logging interval (aloe.study_results).
                    ("train/descriptive_accuracy", "descriptive, training"),
@@ -133,6 +135,38 @@ def _curve_table(parts: Sequence[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+SAMPLED_STATES_COLUMNS = (("collision_pairs", "accuracy", "collision pairs: accuracy"),
+                          ("collision_pairs", "recall", "recall"),
+                          ("collision_pairs", "specificity", "specificity"),
+                          ("descriptive", "sampled", "executor: descriptive"),
+                          ("explanatory", "sampled", "executor: explanatory / option"))
+
+
+def _sampled_states_table(directory: str) -> str:
+    """One row per `sampled_states_*.json` of a study (fewest frames first), or ''."""
+    reports = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith("sampled_states_") and name.endswith(".json"):
+            path = os.path.join(directory, name)
+            report = json_io.read_json(path)
+            try:
+                reports.append(((report["num_frames"], report["frames"][-1]), [
+                    report["collision_pairs"][key] if group == "collision_pairs"
+                    else report["executor"][group][key]
+                    for group, key, _ in SAMPLED_STATES_COLUMNS], report["eval_frames"]))
+            except (KeyError, TypeError, IndexError) as err:
+                raise ValueError(f"{path}: field {err} is missing or malformed (expected "
+                                 "aloe.analysis.sampled_states' report).") from None
+    if not reports:
+        return ""
+    lines = ["| frames | last frame | " + " | ".join(t for _, _, t in SAMPLED_STATES_COLUMNS)
+             + " |", "|---|---|" + "---|" * len(SAMPLED_STATES_COLUMNS)]
+    for (count, last), values, choice in sorted(reports, key=lambda r: r[0]):
+        lines.append(f"| {count} {choice} | {last} | "
+                     + " | ".join(f"{v:.3f}" for v in values) + " |")
+    return "\n".join(lines)
+
+
 def table(study: str, root: str = HERE) -> str:
     """The Markdown tables of `root/study`'s finished runs, each part's prior after its runs.
 
@@ -175,6 +209,9 @@ def table(study: str, root: str = HERE) -> str:
     curves = _curve_table([(part, summary) for parts in members for part, summary in parts])
     if curves:
         tables.append(curves)
+    sampled = _sampled_states_table(directory)
+    if sampled:
+        tables.append(sampled)
     return "\n\n".join(tables or ["\n".join(_header([t for _, t in CLEVRER_COLUMNS]))]) + "\n"
 
 

@@ -109,3 +109,28 @@ def test_a_malformed_results_file_is_named(tmp_path):
         tables.table("demo", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no such study"):
         tables.table("none", str(tmp_path))
+
+
+def _sampled_states(num_frames, choice, last, pairs, executor):
+    return {"num_frames": num_frames, "eval_frames": choice, "frames": [0, last],
+            "collision_pairs": dict(zip(("accuracy", "recall", "specificity"), pairs)),
+            "executor": {"descriptive": {"sampled": executor[0], "annotation": 1.0},
+                         "explanatory": {"sampled": executor[1], "annotation": 1.0}}}
+
+
+def test_sampled_states_reports_get_a_last_table_fewest_frames_first(tmp_path):
+    _write(tmp_path / "demo" / "fraction_1.0", [_run("a", [0], [0.5])])
+    reports = {"25_strided": (25, "strided", 120, (0.5, 0.25, 0.75), (0.875, 0.5)),
+               "12_spanning": (12, "spanning", 127, (0.25, 0.5, 0.75), (0.75, 0.625)),
+               "12_strided": (12, "strided", 110, (0.125, 0.25, 0.5), (0.5, 0.25))}
+    for name, fields in reports.items():
+        (tmp_path / "demo" / f"sampled_states_{name}.json").write_text(
+            json.dumps(_sampled_states(*fields)))
+    text = tables.table("demo", str(tmp_path))
+    assert text.split("\n\n")[-1].splitlines()[2:] == [
+        "| 12 strided | 110 | 0.125 | 0.250 | 0.500 | 0.500 | 0.250 |",
+        "| 12 spanning | 127 | 0.250 | 0.500 | 0.750 | 0.750 | 0.625 |",
+        "| 25 strided | 120 | 0.500 | 0.250 | 0.750 | 0.875 | 0.500 |"]
+    (tmp_path / "demo" / "sampled_states_bad.json").write_text(json.dumps({"num_frames": 4}))
+    with pytest.raises(ValueError, match=r"sampled_states_bad.json: field 'frames'"):
+        tables.table("demo", str(tmp_path))

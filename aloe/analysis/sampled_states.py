@@ -223,10 +223,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     report = sampled_states_report(args.clevrer_root, args.num_frames, args.eval_frames,
                                    args.split, args.fit_split, args.fit_videos)
-    print(format_report(report))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1)
+    print(format_report(report))
     return report
 
 

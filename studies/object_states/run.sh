@@ -153,12 +153,14 @@ part_frames() {
   # Evaluation reads the release's stride from frame 0 (configs/clevrer.py): for 12 of 128
   # frames that is 0, 10, .., 110, so the last 17 frames (late collisions and exits, "when
   # the video ends") are never shown, while training draws frames from the whole video.
-  # First, what each choice of 12 frames allows: the symbolic executor on the videos
-  # rebuilt from those frames alone (aloe.analysis.sampled_states). Then the table's full
+  # First, what each choice of frames allows: the symbolic executor on the videos rebuilt
+  # from those frames alone (aloe.analysis.sampled_states; 128 frames measure its collision
+  # detector, 25 strided are the paper's). Then the table's full
   # row (same config and seeds, so the same training) evaluated on frames spanning the video.
-  for choice in strided spanning; do
-    "$PYTHON" -m aloe.analysis.sampled_states --clevrer_root "$DATA/clevrer" --num_frames 12 \
-      --eval_frames "$choice" --out "$OUT/sampled_states_$choice.json" > /dev/null
+  for frames in 12:strided 12:spanning 25:strided 128:strided; do
+    "$PYTHON" -m aloe.analysis.sampled_states --clevrer_root "$DATA/clevrer" \
+      --num_frames "${frames%:*}" --eval_frames "${frames#*:}" \
+      --out "$OUT/sampled_states_${frames%:*}_${frames#*:}.json" > /dev/null
   done
   study "$OUT/frames" --run full_spanning=configs/object_states.py:full "${CLEVRER_ARGS[@]}" \
     --override data.root="$DATA/identity" --override data.eval_frames=spanning --seeds 0,1,2
