@@ -27,6 +27,7 @@ import numpy as np
 
 from aloe import json_io
 from aloe.cater import grid
+from aloe.data import cater_latents
 
 TYPES = ("explanatory", "predictive", "counterfactual")
 
@@ -87,10 +88,10 @@ def clevrer_prior(train_file: str, eval_file: str) -> dict[str, float]:
 
 
 def _read_labels(root: str, split: str) -> dict[str, dict[str, Any]]:
-    path = os.path.join(root, f"{split}_labels.json")
+    """The entries of `{root}/{split}_labels.json`, validated as training reads them."""
+    path = cater_latents.labels_path(root, split)
     entries = json_io.read_json(path)
-    if not isinstance(entries, dict) or not entries:
-        raise ValueError(f"{path}: expected a non-empty JSON object of videos.")
+    cater_latents.parse_labels(entries, path)  # Errors name the file and the video.
     return entries
 
 
