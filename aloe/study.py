@@ -51,7 +51,7 @@ from aloe import json_io
 from aloe import study_results
 from aloe.study_results import Run
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = study_results.REPO
 
 
 def _parse_run(spec: str) -> tuple[str, str]:

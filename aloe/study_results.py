@@ -28,6 +28,10 @@ from aloe import json_io
 from aloe import reporting
 from aloe.cater import grid
 
+# The repository root: results name config files relative to it, so they read the same
+# on every checkout.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 # Metrics first in this order (paper order), then any others alphabetically.
 _METRIC_ORDER = (
     "descriptive", "explanatory_per_option", "explanatory_per_question",
@@ -136,6 +140,14 @@ def _mean_curve(curves: Sequence[dict[int, dict[str, float]]]) -> list[dict[str,
     return points
 
 
+def portable(config: str) -> str:
+    """A run's `PATH[:arg]` with PATH relative to `REPO` when it lies inside it."""
+    path, colon, arg = config.partition(":")
+    if os.path.isabs(path) and os.path.commonpath([path, REPO]) == REPO:
+        path = os.path.relpath(path, REPO)
+    return path + colon + arg
+
+
 def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
               split_by: Sequence[str] = ()) -> dict[str, Any]:
     """Mean and spread of each metric of each run name over its finished seeds.
@@ -155,7 +167,8 @@ def summarize(runs: Sequence[Run], prior: Optional[dict[str, float]] = None,
     rows: dict[str, dict[str, Any]] = {}
     columns: set[str] = set()
     for run in runs:
-        row = rows.setdefault(run.name, {"name": run.name, "config": run.config, "seeds": [],
+        row = rows.setdefault(run.name, {"name": run.name, "config": portable(run.config),
+                                         "seeds": [],
                                          "finished_seeds": [], "values": {}, "curves": []})
         row["seeds"].append(run.seed)
         if not run.finished():

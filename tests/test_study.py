@@ -51,6 +51,16 @@ def test_summary_has_mean_and_sample_std_over_finished_seeds(tmp_path):
     assert table[3] == "| b | 1/2 | 0.9000 | 0.1000 | 1.8000 |"
 
 
+def test_results_name_configs_inside_the_repository_relative_to_it(tmp_path):
+    inside = os.path.join(study_results.REPO, "configs", "object_states.py")
+    outside = str(tmp_path / "mine.py")
+    assert study_results.portable(inside + ":full") == "configs/object_states.py:full"
+    assert study_results.portable(inside) == "configs/object_states.py"
+    assert study_results.portable(outside + ":x") == outside + ":x"
+    run = study.Run("a", inside + ":full", 0, str(tmp_path / "a"), str(tmp_path / "e.json"), ())
+    assert study_results.summarize([run])["runs"][0]["config"] == "configs/object_states.py:full"
+
+
 def test_dry_run_prints_commands_and_runs_nothing(tmp_path, capsys):
     out = tmp_path / "study"
     status = study.main(["--out", str(out), "--run", f"base={TEST_CONFIG}",
