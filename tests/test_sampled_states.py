@@ -1,6 +1,7 @@
 """The symbolic executor on videos rebuilt from sampled frames (`aloe.analysis.sampled_states`)."""
 
 import json
+import shutil
 import pathlib
 
 import numpy as np
@@ -87,3 +88,17 @@ def test_every_frame_answers_nearly_every_question_and_few_frames_fewer(generate
         assert report["executor"]["descriptive"]["sampled"] < every_frame
     text = sampled_states.format_report(spanning)
     assert "12 spanning frames" in text and "descriptive" in text
+
+
+def test_a_malformed_annotation_is_named(generated, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(generated / "questions", copy / "questions")
+    shutil.copytree(generated / "annotations", copy / "annotations")
+    scene_index = _validation_scenes(copy)[0]
+    path = pathlib.Path(difficulty.annotation_path(copy / "annotations" / "validation",
+                                                   scene_index))
+    annotation = json.loads(path.read_text())
+    del annotation["motion_trajectory"][3]["objects"][0]["location"]
+    path.write_text(json.dumps(annotation))
+    with pytest.raises(ValueError, match=f"{path.name}: field 'location'"):
+        sampled_states.sampled_states_report(str(copy), 12, fit_videos=2)

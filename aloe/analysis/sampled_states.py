@@ -133,6 +133,20 @@ def _scores(question: Mapping[str, Any], scene: Scene) -> list[bool]:
     return [run(c["program"]) == c["answer"] for c in question["choices"]]
 
 
+def _read_annotation(annotations_dir: str, split: str, scene_index: int) -> dict[str, Any]:
+    """One video's annotation, checked for what this module reads (errors name the file)."""
+    path = difficulty.annotation_path(os.path.join(annotations_dir, split), scene_index)
+    annotation = read_json(path)
+    try:
+        Scene.from_annotation(annotation)  # The executor's fields.
+        _trajectory(annotation)            # And every object's location.
+    except (KeyError, TypeError, IndexError) as err:
+        raise ValueError(f"{path}: field {err} is missing or malformed.") from None
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return annotation
+
+
 def sampled_states_report(clevrer_root: str, num_frames: int, eval_frames: str = "strided",
                           split: str = "validation", fit_split: str = "train",
                           fit_videos: int = 300) -> dict[str, Any]:
@@ -142,25 +156,21 @@ def sampled_states_report(clevrer_root: str, num_frames: int, eval_frames: str =
       ValueError: naming the file of a malformed question or annotation file.
     """
     annotations_dir = os.path.join(clevrer_root, "annotations")
-    questions = clevrer.read_question_file(
-        os.path.join(clevrer_root, "questions", f"{split}.json"))
-    fit_questions = clevrer.read_question_file(
-        os.path.join(clevrer_root, "questions", f"{fit_split}.json"))
-    read = lambda s, i: read_json(difficulty.annotation_path(os.path.join(annotations_dir, s), i))
-    total = None
-    fit = []
-    for scene_index in sorted(fit_questions)[:fit_videos]:
-        fit.append(read(fit_split, scene_index))
-        total = len(fit[-1]["motion_trajectory"])
+    questions, fit_questions = (
+        clevrer.read_question_file(os.path.join(clevrer_root, "questions", f"{name}.json"))
+        for name in (split, fit_split))
+    fit = [_read_annotation(annotations_dir, fit_split, scene_index)
+           for scene_index in sorted(fit_questions)[:fit_videos]]
     if not fit:
         raise ValueError(f"{clevrer_root}: split {fit_split!r} has no videos to fit on.")
-    frames = sampling.eval_frame_choice(eval_frames)(total, num_frames)
+    frames = sampling.eval_frame_choice(eval_frames)(len(fit[0]["motion_trajectory"]),
+                                                     num_frames)
     threshold = fit_threshold(fit, frames)
 
     pairs = collections.Counter()
     scored = {"sampled": collections.defaultdict(list), "annotation": collections.defaultdict(list)}
     for scene_index, entry in sorted(questions.items()):
-        annotation = read(split, scene_index)
+        annotation = _read_annotation(annotations_dir, split, scene_index)
         collided = _collided(annotation)
         for pair, score in collision_scores(annotation, frames).items():
             pairs[(pair in collided, bool(score.max(initial=0.0) > threshold))] += 1
@@ -173,7 +183,6 @@ def sampled_states_report(clevrer_root: str, num_frames: int, eval_frames: str =
                     right = _scores(question, scene)
                     scored[name][question["question_type"]] += right
                     scored[name][families.family(question)] += right
-    mean = lambda values: float(np.mean(values))
     collided = pairs[(True, True)] + pairs[(True, False)]
     return {
         "clevrer_root": clevrer_root, "split": split, "num_frames": num_frames,
@@ -184,8 +193,8 @@ def sampled_states_report(clevrer_root: str, num_frames: int, eval_frames: str =
             "accuracy": (pairs[(True, True)] + pairs[(False, False)]) / sum(pairs.values()),
             "recall": pairs[(True, True)] / max(collided, 1),
             "specificity": pairs[(False, False)] / max(sum(pairs.values()) - collided, 1)},
-        "executor": {key: {"count": len(values), "sampled": mean(values),
-                           "annotation": mean(scored["annotation"][key])}
+        "executor": {key: {"count": len(values), "sampled": float(np.mean(values)),
+                           "annotation": float(np.mean(scored["annotation"][key]))}
                      for key, values in sorted(scored["sampled"].items(),
                                                key=lambda kv: (kv[0] not in SCORED_TYPES,
                                                                -len(kv[1]), kv[0]))},
