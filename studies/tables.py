@@ -29,7 +29,8 @@ from aloe import json_io
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Parts in reading order; a study's parts not named here follow in sorted order.
 PART_ORDER = ("fraction_1.0", "fraction_0.5", "pixels", "table1_fraction_1.0",
-              "table1_fraction_0.5", "optimizer", "auxiliary_weight_1.0", "slots", "frames",
+              "table1_fraction_0.5", "optimizer", "auxiliary_weight_1.0", "slots",
+              "eval_frames_strided", "eval_frames_spanning",
               "masking", "long", "counterfactual")
 CLEVRER_COLUMNS = (("descriptive", "descriptive"),
                    # The training questions of the last logging interval (aloe.study_results).

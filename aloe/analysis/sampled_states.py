@@ -22,8 +22,8 @@ runs CLEVRER's symbolic executor (`aloe.clevrer.executor`) on it.
 
 The report gives the detector's per-pair accuracy, recall and specificity, and
 the executor's accuracy on the rebuilt videos: descriptive questions (answer)
-and explanatory ones (per option), overall and per question family
-(`aloe.analysis.families`), beside the same executor on the full annotation
+and explanatory ones (per option; counts are of questions), overall and per
+question family (`aloe.analysis.families`), beside the same executor on the full annotation
 (1.0 unless the questions disagree with their annotations). Predictive and
 counterfactual questions ask about worlds the video does not show, so the
 rebuilt videos cannot answer them symbolically and they are not scored. With
@@ -147,6 +147,11 @@ def _read_annotation(annotations_dir: str, split: str, scene_index: int) -> dict
     return annotation
 
 
+def _per_option(scores: Sequence[Sequence[bool]]) -> float:
+    """The share of right answers over every option of every question."""
+    return float(np.mean([right for question in scores for right in question]))
+
+
 def sampled_states_report(clevrer_root: str, num_frames: int, eval_frames: str = "strided",
                           split: str = "validation", fit_split: str = "train",
                           fit_videos: int = 300) -> dict[str, Any]:
@@ -181,8 +186,8 @@ def sampled_states_report(clevrer_root: str, num_frames: int, eval_frames: str =
             if question["question_type"] in SCORED_TYPES:
                 for name, scene in scenes.items():
                     right = _scores(question, scene)
-                    scored[name][question["question_type"]] += right
-                    scored[name][families.family(question)] += right
+                    scored[name][question["question_type"]].append(right)
+                    scored[name][families.family(question)].append(right)
     collided = pairs[(True, True)] + pairs[(True, False)]
     return {
         "clevrer_root": clevrer_root, "split": split, "num_frames": num_frames,
@@ -193,8 +198,9 @@ def sampled_states_report(clevrer_root: str, num_frames: int, eval_frames: str =
             "accuracy": (pairs[(True, True)] + pairs[(False, False)]) / sum(pairs.values()),
             "recall": pairs[(True, True)] / max(collided, 1),
             "specificity": pairs[(False, False)] / max(sum(pairs.values()) - collided, 1)},
-        "executor": {key: {"count": len(values), "sampled": float(np.mean(values)),
-                           "annotation": float(np.mean(scored["annotation"][key]))}
+        "executor": {key: {"count": len(values),  # Questions; accuracy is per option.
+                           "sampled": _per_option(values),
+                           "annotation": _per_option(scored["annotation"][key])}
                      for key, values in sorted(scored["sampled"].items(),
                                                key=lambda kv: (kv[0] not in SCORED_TYPES,
                                                                -len(kv[1]), kv[0]))},

@@ -155,15 +155,20 @@ part_frames() {
   # the video ends") are never shown, while training draws frames from the whole video.
   # First, what each choice of frames allows: the symbolic executor on the videos rebuilt
   # from those frames alone (aloe.analysis.sampled_states; 128 frames measure its collision
-  # detector, 25 strided are the paper's). Then the table's full
-  # row (same config and seeds, so the same training) evaluated on frames spanning the video.
+  # detector, 25 strided are the paper's).
   for frames in 12:strided 12:spanning 25:strided 128:strided; do
     "$PYTHON" -m aloe.analysis.sampled_states --clevrer_root "$DATA/clevrer" \
       --num_frames "${frames%:*}" --eval_frames "${frames#*:}" \
       --out "$OUT/sampled_states_${frames%:*}_${frames#*:}.json" > /dev/null
   done
-  study "$OUT/frames" --run full_spanning=configs/object_states.py:full "${CLEVRER_ARGS[@]}" \
-    --override data.root="$DATA/identity" --override data.eval_frames=spanning --seeds 0,1,2
+  # Then the table's full row evaluated on frames spanning the video, beside the same row
+  # trained again on this part's devices and evaluated on the stride (the same training:
+  # same config, seed and device count), so the pair differs in the evaluation frames only.
+  for frames in spanning strided; do
+    study "$OUT/eval_frames_$frames" --run full=configs/object_states.py:full \
+      "${CLEVRER_ARGS[@]}" --override data.root="$DATA/identity" \
+      --override data.eval_frames="$frames" --seeds 0
+  done
 }
 
 part_cater() {
