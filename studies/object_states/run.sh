@@ -177,11 +177,16 @@ part_cater() {
     --split_by snitch_contained_at_end --override data.root="$DATA/cater_identity" --seeds 0,1,2
 }
 
-case "$PART" in
-  data|table1|masking|slots|auxiliary_weight|counterfactual|long|optimizer|frames|cater)
-    "part_$PART" ;;
-  all) for p in data table1 masking slots auxiliary_weight counterfactual long optimizer frames \
-         cater; do
-         "part_$p"; done ;;
-  *) echo "unknown part $PART" >&2; exit 2 ;;
-esac
+# One block, parsed whole before it runs, that exits at its end: bash reads a script as it
+# runs it, so a run.sh edited during hours of training must not be read on from here.
+{
+  case "$PART" in
+    data|table1|masking|slots|auxiliary_weight|counterfactual|long|optimizer|frames|cater)
+      "part_$PART" ;;
+    all) for p in data table1 masking slots auxiliary_weight counterfactual long optimizer \
+           frames cater; do
+           "part_$p"; done ;;
+    *) echo "unknown part $PART" >&2; exit 2 ;;
+  esac
+  exit
+}
