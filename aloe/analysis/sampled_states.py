@@ -106,14 +106,20 @@ def fit_threshold(annotations: Sequence[Mapping[str, Any]], frames: np.ndarray) 
     return float(candidates[int(np.argmax(accuracy))])
 
 
-def sampled_annotation(annotation: Mapping[str, Any], frames: np.ndarray,
-                       threshold: float) -> dict[str, Any]:
-    """The annotation as the sampled frames show it: held trajectory, detected collisions."""
+def sampled_annotation(annotation: Mapping[str, Any], frames: np.ndarray, threshold: float,
+                       scores: Mapping[tuple[int, int], np.ndarray] | None = None
+                       ) -> dict[str, Any]:
+    """The annotation as the sampled frames show it: held trajectory, detected collisions.
+
+    `scores` are `collision_scores(annotation, frames)` where the caller has them.
+    """
     held = np.searchsorted(frames, np.arange(len(annotation["motion_trajectory"])), "right") - 1
     trajectory = [dict(annotation["motion_trajectory"][frames[max(s, 0)]], frame_id=t)
                   for t, s in enumerate(held)]
+    if scores is None:
+        scores = collision_scores(annotation, frames)
     found = []
-    for pair, score in collision_scores(annotation, frames).items():
+    for pair, score in scores.items():
         above = np.concatenate([[False], score > threshold])
         for start in np.flatnonzero(above[1:] & ~above[:-1]):  # The first interval of a run.
             found.append({"object_ids": list(pair),
@@ -133,18 +139,20 @@ def _scores(question: Mapping[str, Any], scene: Scene) -> list[bool]:
     return [run(c["program"]) == c["answer"] for c in question["choices"]]
 
 
-def _read_annotation(annotations_dir: str, split: str, scene_index: int) -> dict[str, Any]:
-    """One video's annotation, checked for what this module reads (errors name the file)."""
+def _read_annotation(annotations_dir: str, split: str,
+                     scene_index: int) -> tuple[dict[str, Any], Scene]:
+    """One video's annotation, checked for what this module reads (errors name the file),
+    and its scene."""
     path = difficulty.annotation_path(os.path.join(annotations_dir, split), scene_index)
     annotation = read_json(path)
     try:
-        Scene.from_annotation(annotation)  # The executor's fields.
-        _trajectory(annotation)            # And every object's location.
+        scene = Scene.from_annotation(annotation)  # The executor's fields.
+        _trajectory(annotation)                    # And every object's location.
     except (KeyError, TypeError, IndexError) as err:
         raise ValueError(f"{path}: field {err} is missing or malformed.") from None
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
-    return annotation
+    return annotation, scene
 
 
 def _per_option(scores: Sequence[Sequence[bool]]) -> float:
@@ -164,7 +172,7 @@ def sampled_states_report(clevrer_root: str, num_frames: int, eval_frames: str =
     questions, fit_questions = (
         clevrer.read_question_file(os.path.join(clevrer_root, "questions", f"{name}.json"))
         for name in (split, fit_split))
-    fit = [_read_annotation(annotations_dir, fit_split, scene_index)
+    fit = [_read_annotation(annotations_dir, fit_split, scene_index)[0]
            for scene_index in sorted(fit_questions)[:fit_videos]]
     if not fit:
         raise ValueError(f"{clevrer_root}: split {fit_split!r} has no videos to fit on.")
@@ -175,13 +183,13 @@ def sampled_states_report(clevrer_root: str, num_frames: int, eval_frames: str =
     pairs = collections.Counter()
     scored = {"sampled": collections.defaultdict(list), "annotation": collections.defaultdict(list)}
     for scene_index, entry in sorted(questions.items()):
-        annotation = _read_annotation(annotations_dir, split, scene_index)
+        annotation, scene = _read_annotation(annotations_dir, split, scene_index)
         collided = _collided(annotation)
-        for pair, score in collision_scores(annotation, frames).items():
+        scores = collision_scores(annotation, frames)
+        for pair, score in scores.items():
             pairs[(pair in collided, bool(score.max(initial=0.0) > threshold))] += 1
-        scenes = {"sampled": Scene.from_annotation(sampled_annotation(annotation, frames,
-                                                                      threshold)),
-                  "annotation": Scene.from_annotation(annotation)}
+        rebuilt = sampled_annotation(annotation, frames, threshold, scores)
+        scenes = {"sampled": Scene.from_annotation(rebuilt), "annotation": scene}
         for question in filter(families.answered, entry["questions"]):
             if question["question_type"] in SCORED_TYPES:
                 for name, scene in scenes.items():
