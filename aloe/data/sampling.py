@@ -49,12 +49,16 @@ TRAIN_FRAME_SAMPLERS: dict[str, FrameSampler] = {"random": sample_frames,
                                                  "strided": strided_frames}
 
 
+def _by_name(table: dict[str, Callable], name: str, field: str) -> Callable:
+    """`table[name]`, or a ValueError naming the config `field` and the choices."""
+    if name not in table:
+        raise ValueError(f"{field} must be one of {tuple(table)}, got {name!r}.")
+    return table[name]
+
+
 def train_frame_sampler(name: str) -> FrameSampler:
     """The training frame sampler called `name` (`TRAIN_FRAME_SAMPLERS`)."""
-    if name not in TRAIN_FRAME_SAMPLERS:
-        raise ValueError(f"train_frames must be one of {tuple(TRAIN_FRAME_SAMPLERS)}, "
-                         f"got {name!r}.")
-    return TRAIN_FRAME_SAMPLERS[name]
+    return _by_name(TRAIN_FRAME_SAMPLERS, name, "train_frames")
 
 
 def evenly_spaced_frames(total_frames: int, num_frames: int) -> np.ndarray:
@@ -80,9 +84,7 @@ EVAL_FRAMES: dict[str, Callable[[int, int], np.ndarray]] = {
 
 def eval_frame_choice(name: str) -> Callable[[int, int], np.ndarray]:
     """The evaluation frames called `name` (`EVAL_FRAMES`): `(total, num) -> int64 [num]`."""
-    if name not in EVAL_FRAMES:
-        raise ValueError(f"eval_frames must be one of {tuple(EVAL_FRAMES)}, got {name!r}.")
-    return EVAL_FRAMES[name]
+    return _by_name(EVAL_FRAMES, name, "eval_frames")
 
 
 def process_rows(num_rows: int, process_index: int, process_count: int) -> np.ndarray:
