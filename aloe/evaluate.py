@@ -3,7 +3,8 @@
 Runs a whole split deterministically on every device of every process, gathers
 what the task needs from each batch, and lets the task compute its metrics and
 write its result files. Process 0 prints the metrics and writes them to
-`{workdir}/eval_{split}_{step}.json`.
+`{workdir}/eval_{split}_{step}.json` (`eval_{split}_{step}_{eval.tag}.json` with
+`eval.tag` set, which names the task's files too).
 """
 
 import itertools
@@ -140,8 +141,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | Non
                                                     seed=config.seed)
     else:
         checkpointing.check_finite(params, f"step {step}")
+    tag = reporting.evaluation_tag(split, step, config.eval.tag)
     records = run_split(task, params, split, mesh)
-    tag = f"{split}_{step}"
     results: dict[str, Any] = {}
     if jax.process_index() == 0:
         results = task.summarize(records, workdir, tag)

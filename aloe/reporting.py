@@ -12,6 +12,9 @@
   JSON object per write, to `{logdir}/scalars.jsonl` (`read_scalars` reads it back),
   a small plain-text record of the learning curves that needs no TensorFlow to
   read. No console echo: the loops print their own one line per interval.
+- `evaluation_tag`: the `{split}_{step}[_{eval.tag}]` that names an evaluation's
+  files (`eval_*.json`, `predictions_*.json`, ...), so one checkpoint can be
+  evaluated under several settings in one workdir.
 - `Progress`: periodic progress lines with rate and ETA for loops such as
   evaluation, at most one every `every_seconds`.
 """
@@ -191,6 +194,13 @@ def create_writer(logdir: Optional[str], *,
     return metric_writers.MultiWriter([
         _scalar_summary_writer()(logdir),
         _json_lines_writer()(os.path.join(logdir, SCALARS_FILE))])
+
+
+def evaluation_tag(split: str, step: int | None, tag: str = "") -> str:
+    """`{split}_{step}`, with `_{tag}` appended when `tag` (`config.eval.tag`) is set."""
+    if tag and not all(c.isalnum() or c in "-_." for c in tag):
+        raise ValueError(f"eval.tag must be letters, digits, '-', '_' or '.', got {tag!r}.")
+    return f"{split}_{step}" + (f"_{tag}" if tag else "")
 
 
 def format_duration(seconds: float) -> str:

@@ -48,6 +48,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from aloe import json_io
+from aloe import reporting
 from aloe import study_results
 from aloe.study_results import Run
 
@@ -119,8 +120,8 @@ def plan(out: str, runs: Sequence[tuple[str, str]], overrides: Sequence[tuple[st
                 raise ValueError(f"Run {name!r} ({config}): eval.after_training is False, so it "
                                  f"would never be evaluated.")
             workdir = os.path.join(os.path.abspath(out), name, f"seed_{seed}")
-            eval_file = os.path.join(workdir,
-                                     f"eval_{loaded.eval.split}_{loaded.train.steps}.json")
+            tag = reporting.evaluation_tag(loaded.eval.split, loaded.train.steps, loaded.eval.tag)
+            eval_file = os.path.join(workdir, f"eval_{tag}.json")
             args = (f"--config={config}", f"--workdir={workdir}", "--mode=train",
                     f"--config.seed={seed}", *[f"--config.{k}={v}" for k, v in overrides],
                     *([f"--cpu_devices={cpu_devices}"] if cpu_devices else []))

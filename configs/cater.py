@@ -85,6 +85,7 @@ def get_config(arg: str = "transformer") -> ml_collections.ConfigDict:
     config.eval.split = "valid"      # Reads {root}/valid_labels.json and {root}/valid/.
     config.eval.batch_size = 64      # Global videos per evaluation batch.
     config.eval.after_training = True  # --mode=train evaluates the final parameters.
+    config.eval.tag = ""  # Names the result files eval_{split}_{step}_{tag}.json when set.
     return with_part(config, arg, "paper")
 
 

@@ -97,6 +97,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.split = "valid"
     config.eval.batch_size = 64          # Global, per sub-batch.
     config.eval.after_training = True    # --mode=train evaluates the final parameters.
+    config.eval.tag = ""  # Names the result files eval_{split}_{step}_{tag}.json when set.
     config.eval.shuffle_objects = False  # True: permute the slots of every evaluation batch
                                          # (one permutation per batch, as the release does);
                                          # False keeps the evaluation deterministic.

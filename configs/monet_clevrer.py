@@ -71,6 +71,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.frames_per_video = 8  # Evenly spaced frames per evaluated video.
     config.eval.batch_size = 64
     config.eval.after_training = True
+    config.eval.tag = ""  # Names the result files eval_{split}_{step}_{tag}.json when set.
 
     # --mode=extract: latents of every frame of every video (aloe/extract.py).
     config.extract = ml_collections.ConfigDict()

@@ -14,6 +14,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from aloe import evaluate
+from aloe import json_io
 from aloe import parallel
 from aloe import reporting
 from aloe import tasks
@@ -168,3 +169,26 @@ def test_evaluating_a_missing_step_says_so_without_a_traceback(toy_root, tmp_pat
     assert done.returncode == 1
     assert "No checkpoint 45" in done.stderr and "available steps: [2]" in done.stderr
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
+def test_an_evaluation_tag_names_every_file_and_keeps_the_untagged_ones(toy_root, tmp_path):
+    workdir = str(tmp_path / "tagged")
+    config = make_config(toy_root)
+    train.train(config, workdir)
+    evaluate.evaluate(config, workdir)  # eval_valid_6.json and the task's files.
+    untagged = json_io.read_json(os.path.join(workdir, "eval_valid_6.json"))
+
+    config.eval.tag = "again"
+    again = evaluate.evaluate(config, workdir)
+    written = sorted(os.path.basename(p) for p in glob.glob(os.path.join(workdir, "*_6*.json")))
+    assert written == ["answers_valid_6.json", "answers_valid_6_again.json",
+                       "eval_valid_6.json", "eval_valid_6_again.json",
+                       "predictions_valid_6.json", "predictions_valid_6_again.json"]
+    # The same checkpoint under the same settings: the same metrics, the first file intact.
+    assert json_io.read_json(os.path.join(workdir, "eval_valid_6_again.json")) == again
+    assert json_io.read_json(os.path.join(workdir, "eval_valid_6.json")) == untagged
+    assert again == untagged
+
+    config.eval.tag = "../elsewhere"
+    with pytest.raises(ValueError, match="eval.tag"):
+        evaluate.evaluate(config, workdir)
