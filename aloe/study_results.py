@@ -242,17 +242,17 @@ def markdown_curves(summary: dict[str, Any]) -> str:
     for row in rows:
         for point in row["curve"]:
             lines.append(f"| {row['name']} | {point['step']} | {len(row['finished_seeds'])} | "
-                         + " | ".join(_cell(point["metrics"].get(c)) for c in columns) + " |")
+                         + " | ".join(format_metric(point["metrics"].get(c)) for c in columns) + " |")
     return "### validation during training\n\n" + "\n".join(lines) + "\n"
 
 
-def _cell(metric: Optional[dict[str, Any]]) -> str:
-    """`mean ± std`, the single value, or "–"."""
+def format_metric(metric: Optional[dict[str, Any]], digits: int = 4) -> str:
+    """A summarised metric as a table cell: `mean ± std`, the single value, or "–"."""
     if metric is None:
         return "–"
-    if metric["std"] is None:
-        return f"{metric['mean']:.4f}"
-    return f"{metric['mean']:.4f} ± {metric['std']:.4f}"
+    if metric.get("std") is None:
+        return f"{metric['mean']:.{digits}f}"
+    return f"{metric['mean']:.{digits}f} ± {metric['std']:.{digits}f}"
 
 
 def markdown_table(summary: dict[str, Any], columns: Optional[Sequence[str]] = None) -> str:
@@ -266,7 +266,7 @@ def markdown_table(summary: dict[str, Any], columns: Optional[Sequence[str]] = N
     lines = ["| run | seeds | " + " | ".join(columns) + " |",
              "|---|---|" + "---|" * len(columns)]
     for row in summary["runs"]:
-        cells = [_cell(row["metrics"].get(column)) for column in columns]
+        cells = [format_metric(row["metrics"].get(column)) for column in columns]
         seeds = f"{len(row['finished_seeds'])}/{len(row['seeds'])}" if row["seeds"] else "–"
         lines.append(f"| {row['name']} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

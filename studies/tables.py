@@ -25,6 +25,7 @@ import sys
 from typing import Any, Optional, Sequence
 
 from aloe import json_io
+from aloe import study_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Parts in reading order; a study's parts not named here follow in sorted order.
@@ -84,11 +85,7 @@ def markers(study: str) -> tuple[str, str]:
 
 
 def _cell(metric: Optional[dict[str, Any]]) -> str:
-    if metric is None:
-        return "–"
-    if metric.get("std") is None:
-        return f"{metric['mean']:.3f}"
-    return f"{metric['mean']:.3f} ± {metric['std']:.3f}"
+    return study_results.format_metric(metric, digits=3)
 
 
 def _parts(directory: str) -> list[str]:
