@@ -241,8 +241,9 @@ def markdown_curves(summary: dict[str, Any]) -> str:
              "|---|---|---|" + "---|" * len(columns)]
     for row in rows:
         for point in row["curve"]:
+            cells = [format_metric(point["metrics"].get(c)) for c in columns]
             lines.append(f"| {row['name']} | {point['step']} | {len(row['finished_seeds'])} | "
-                         + " | ".join(format_metric(point["metrics"].get(c)) for c in columns) + " |")
+                         + " | ".join(cells) + " |")
     return "### validation during training\n\n" + "\n".join(lines) + "\n"
 
 
