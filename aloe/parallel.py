@@ -28,12 +28,13 @@ PyTree = Any
 def split_cpu(count: int) -> None:
     """Makes this process's CPU `count` JAX devices; call it before any JAX computation.
 
-    XLA:CPU runs a convolution on about one thread, so a data-parallel step of a
-    convolutional model (MONet) runs on more cores when the CPU is several devices,
-    each with its share of the batch: on 2 cores the paper-size MONet's training
-    step of 16 frames takes 3.2 s as 2 devices against 6.5 s as one
-    (`benchmarks/monet.py --cpu_devices`, BUILD_NOTES.md). Every global batch must
-    then divide among the devices. Accelerator backends are unaffected.
+    Each device then takes its share of every batch in the data-parallel step the
+    training system runs. With XLA's own convolutions (`aloe.xla_cpu`) the
+    paper-size MONet's training step of 16 frames on a 2-core AMD EPYC takes
+    1.13 s as 2 devices against 1.24 s as one (`benchmarks/monet.py
+    --cpu_devices`, BUILD_NOTES.md); with YNNPACK's convolutions, which ran on
+    about one thread, the split was worth 2x. Every global batch must then divide
+    among the devices. Accelerator backends are unaffected.
 
     Args:
       count: CPU devices, overriding XLA_FLAGS' `--xla_force_host_platform_device_count`;

@@ -20,7 +20,7 @@ PyTorch MONet of the same sizes (`benchmarks/torch_monet.py`, channels-last)
 is timed on the same number of frames in the same run, and the throughput
 ratio is printed as `aloe_over_torch=<number>` just before it. `--cpu_devices N`
 splits the CPU into N JAX devices and the batch among them, as `aloe.main
---cpu_devices` does in training (XLA:CPU runs a convolution on about one thread);
+--cpu_devices` does in training;
 `--microbatches K` computes each device's gradient in K equal parts, as
 `train.microbatches` does (small parts keep the activations in cache).
 
@@ -33,12 +33,13 @@ The count is always that of the float32 model with XLA's convolutions (the
 same work.
 
 Full run (a few minutes on 2 otherwise idle cores; longer when the machine is shared):
-  python benchmarks/monet.py [--with_torch] [--cpu_devices 2] [--microbatches 8]
+  python benchmarks/monet.py [--with_torch] [--cpu_devices 2] [--microbatches 4]
 Smoke run:
   python benchmarks/monet.py --batch 4 --steps 1 --extract_steps 1
 """
 
 import argparse
+import os
 import statistics
 import time
 from typing import Any, Callable
@@ -175,7 +176,7 @@ def main() -> None:
     print(f"config: slots={args.slots} latent_dim={args.latent_dim} image={args.image_size} "
           f"batch={args.batch} params={num_params} dtype={jnp.dtype(model.dtype).name} "
           f"conv={args.conv_formulation} microbatches={args.microbatches} "
-          f"devices={jax.devices()}")
+          f"devices={jax.devices()} XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     tx = optax.rmsprop(1e-4)
     state = {"params": params, "opt_state": tx.init(params)}
 
