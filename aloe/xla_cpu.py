@@ -14,8 +14,8 @@ imported. XLA reads the flags when JAX first starts a backend, so it takes effec
 only in a process that imports `aloe` (any of its modules) before its first JAX
 computation. It changes nothing:
 - where XLA_FLAGS already sets `--xla_cpu_experimental_ynn_fusion_type` (the
-  user's choice wins: `--xla_cpu_experimental_ynn_fusion_type=` turns every
-  YNNPACK fusion off, an explicit list restores them);
+  user's choice wins: `=-invalid` removes nothing, i.e. keeps XLA's defaults,
+  `=` turns every YNNPACK fusion off);
 - for jaxlib versions outside `KNOWN_JAXLIB`, where the flag was not checked to
   exist (XLA aborts the process on an unknown flag); jaxlib 0.9 has it, and
   keeps convolutions out of YNNPACK by default anyway;
