@@ -4,8 +4,9 @@ Convolutions. jaxlib 0.10's XLA:CPU hands convolutions to YNNPACK by default
 (`--xla_cpu_experimental_ynn_fusion_type`, the "individual_convolution" fusion
 type). At MONet's shapes on a 2-core AMD EPYC (AVX-512) those run at about 30
 GFLOP/s, where XLA's own (Eigen) convolutions run several times faster: the
-paper-size MONet training step of 16 frames on one CPU device takes 3.49 s with
-YNNPACK's convolutions and 1.27 s without (`benchmarks/monet.py`, BUILD_NOTES.md).
+paper-size MONet training step of 64 frames (2 CPU devices, 4 microbatches) takes
+9.77 s with YNNPACK's convolutions and 4.81 s without (`benchmarks/monet.py`,
+BUILD_NOTES.md).
 Dots stay with YNNPACK, which runs the transformer's matmuls well.
 
 `prefer_eigen_convolutions` removes that one fusion type from XLA_FLAGS; `import
