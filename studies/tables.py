@@ -32,7 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PART_ORDER = ("fraction_1.0", "fraction_0.5", "pixels", "table1_fraction_1.0",
               "table1_fraction_0.5", "optimizer", "auxiliary_weight_1.0", "slots",
               "eval_frames_strided", "eval_frames_spanning",
-              "masking", "masking_pair", "long", "optimizer_long", "counterfactual")
+              "masking", "masking_pair", "long", "optimizer_long", "optimizer_long_4k",
+              "counterfactual")
 CLEVRER_COLUMNS = (("descriptive", "descriptive"),
                    # The training questions of the last logging interval (aloe.study_results).
                    ("train/descriptive_accuracy", "descriptive, training"),

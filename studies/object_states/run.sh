@@ -18,7 +18,8 @@
 #   long            full and no_auxiliary at 100% labels on 4,000 videos, 6,000 steps with
 #                   a cosine decay, validated every 1,500: does either row stop underfitting?
 #   optimizer       the full row with LAMB at 2e-3, the paper's optimizer, instead of Adam;
-#                   then for 4,500 steps with a cosine decay (optimizer_long)
+#                   then for 4,500 steps with a cosine decay (optimizer_long), on the
+#                   table's videos and on the long part's 4,000 (optimizer_long_4k)
 #   frames          what 12 evaluation frames allow a symbolic reader (the release's stride,
 #                   which stops at frame 110, against frames spanning the video), and the
 #                   table's full row evaluated on spanning frames
@@ -167,6 +168,14 @@ part_optimizer() {
     "${CLEVRER_ARGS[@]}" --override data.root="$DATA/identity" --override optimizer.name=lamb \
     --override optimizer.learning_rate=0.002 --override optimizer.schedule=cosine \
     --override train.steps=4500 --override train.eval_every=1500 --seeds 0
+  # The same on the long part's 4,000 videos: does it still memorise before it learns?
+  local data="${DATA}_4k"
+  clevrer_set "$data" 4000 1 "$OUT/clevrer_4k_prior.json" identity
+  study "$OUT/optimizer_long_4k" --run full_lamb=configs/object_states.py:full \
+    --prior "$OUT/clevrer_4k_prior.json" --tables by_type --override data.root="$data/identity" \
+    --override optimizer.name=lamb --override optimizer.learning_rate=0.002 \
+    --override optimizer.schedule=cosine --override train.steps=4500 \
+    --override train.eval_every=1500 --seeds 0
 }
 
 part_frames() {
