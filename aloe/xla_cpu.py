@@ -6,8 +6,7 @@ type). At MONet's shapes on a 2-core AMD EPYC (AVX-512) those run at about 30
 GFLOP/s, where XLA's own (Eigen) convolutions run several times faster: the
 paper-size MONet training step of 64 frames (2 CPU devices, 4 microbatches) takes
 9.77 s with YNNPACK's convolutions and 4.81 s without (`benchmarks/monet.py`,
-BUILD_NOTES.md).
-Dots stay with YNNPACK, which runs the transformer's matmuls well.
+BUILD_NOTES.md). Dots stay with YNNPACK, which runs the transformer's matmuls well.
 
 `prefer_eigen_convolutions` removes that one fusion type from XLA_FLAGS; `import
 aloe` calls it, so that the models run at that speed wherever they are
