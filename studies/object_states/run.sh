@@ -43,6 +43,12 @@ cd "$(dirname "$0")/../.."
 OUT=studies/object_states
 DATA=data/object_states
 CLEVRER_ARGS=(--prior "$OUT/clevrer_prior.json" --tables by_type)
+DATA_4K="${DATA}_4k"   # The long parts' 4,000 videos (seed 1), with their own prior.
+CLEVRER_4K_ARGS=(--prior "$OUT/clevrer_4k_prior.json" --tables by_type)
+# The paper's optimizer at its rate; for longer runs with a cosine decay, validated every 1,500.
+LAMB=(--override optimizer.name=lamb --override optimizer.learning_rate=0.002)
+LAMB_LONG=("${LAMB[@]}" --override optimizer.schedule=cosine --override train.steps=4500
+           --override train.eval_every=1500)
 
 study() {  # study OUT_DIR ARGS...: one aloe.study call with the extra arguments
   local out="$1"; shift
@@ -67,6 +73,10 @@ clevrer_set() {  # clevrer_set DIR NUM_VIDEOS SEED PRIOR ORDERS...: videos, stor
     fi
   done
   "$PYTHON" -m aloe.answer_prior --root "$dir/identity" --out "$prior"
+}
+
+clevrer_4k_set() {  # the long parts' videos, stores and prior
+  clevrer_set "$DATA_4K" 4000 1 "$OUT/clevrer_4k_prior.json" identity
 }
 
 part_data() {
@@ -147,11 +157,10 @@ part_long() {
   # above validation; at the constant rate it plateaus (BUILD_NOTES.md). This part gives
   # the contested pair what the table's rows lack: twice the videos (4,000, seed 1) and
   # 4x the steps with a cosine decay, validated every 1,500 steps (learning curves).
-  local data="${DATA}_4k"
-  clevrer_set "$data" 4000 1 "$OUT/clevrer_4k_prior.json" identity
+  clevrer_4k_set
   mapfile -t RUNS < <(rows configs/object_states.py full no_auxiliary)
-  study "$OUT/long" "${RUNS[@]}" --prior "$OUT/clevrer_4k_prior.json" --tables by_type \
-    --override data.root="$data/identity" --override optimizer.schedule=cosine \
+  study "$OUT/long" "${RUNS[@]}" "${CLEVRER_4K_ARGS[@]}" \
+    --override data.root="$DATA_4K/identity" --override optimizer.schedule=cosine \
     --override train.steps=6000 --override train.eval_every=1500 --seeds 0
 }
 
@@ -160,22 +169,15 @@ part_optimizer() {
   # over Adam on CLEVRER (Appendix A.3); the table's rows use Adam at 1e-3. The full row
   # with LAMB at the paper's rate, otherwise as table1's (every label, constant rate).
   study "$OUT/optimizer" --run full_lamb=configs/object_states.py:full "${CLEVRER_ARGS[@]}" \
-    --override data.root="$DATA/identity" --override optimizer.name=lamb \
-    --override optimizer.learning_rate=0.002 --seeds 0,1,2
+    --override data.root="$DATA/identity" "${LAMB[@]}" --seeds 0,1,2
   # The best optimizer for longer: LAMB at 2e-3 with a cosine decay over 4,500 steps,
   # validated every 1,500 (seed 0): how far the table's data take the full row.
   study "$OUT/optimizer_long" --run full_lamb=configs/object_states.py:full \
-    "${CLEVRER_ARGS[@]}" --override data.root="$DATA/identity" --override optimizer.name=lamb \
-    --override optimizer.learning_rate=0.002 --override optimizer.schedule=cosine \
-    --override train.steps=4500 --override train.eval_every=1500 --seeds 0
+    "${CLEVRER_ARGS[@]}" --override data.root="$DATA/identity" "${LAMB_LONG[@]}" --seeds 0
   # The same on the long part's 4,000 videos: does it still memorise before it learns?
-  local data="${DATA}_4k"
-  clevrer_set "$data" 4000 1 "$OUT/clevrer_4k_prior.json" identity
+  clevrer_4k_set
   study "$OUT/optimizer_long_4k" --run full_lamb=configs/object_states.py:full \
-    --prior "$OUT/clevrer_4k_prior.json" --tables by_type --override data.root="$data/identity" \
-    --override optimizer.name=lamb --override optimizer.learning_rate=0.002 \
-    --override optimizer.schedule=cosine --override train.steps=4500 \
-    --override train.eval_every=1500 --seeds 0
+    "${CLEVRER_4K_ARGS[@]}" --override data.root="$DATA_4K/identity" "${LAMB_LONG[@]}" --seeds 0
 }
 
 part_frames() {
